@@ -1,0 +1,34 @@
+/**
+ * Named points in ADD, for two test and operator aids:
+ *
+ * - STRATA_CNI_FAULT=`pause:<point>` stops the process there with SIGSTOP
+ *   (so a test can kill -9 it at exactly that point); `fail:<point>` throws
+ *   there (so a test sees the rollback).
+ * - STRATA_CNI_TRACE=1 prints the milliseconds since start at each point
+ *   on stderr, to see where an ADD spends its time.
+ *
+ * Unset, a point costs two environment lookups.
+ */
+import { writeSync } from 'node:fs';
+import { CniError, CniErrorCode } from './errors.js';
+
+export type Checkpoint =
+  | 'start'
+  | 'after-ipam'
+  | 'after-bridge'
+  | 'after-veth'
+  | 'after-container'
+  | 'after-masquerade'
+  | 'done';
+
+export function checkpoint(point: Checkpoint): void {
+  if (process.env.STRATA_CNI_TRACE) {
+    writeSync(2, `strata-cni trace: ${point} at ${performance.now().toFixed(2)} ms\n`);
+  }
+  const fault = process.env.STRATA_CNI_FAULT;
+  if (!fault) return;
+  if (fault === `pause:${point}`) process.kill(process.pid, 'SIGSTOP');
+  else if (fault === `fail:${point}`) {
+    throw new CniError(CniErrorCode.Internal, `injected failure at ${point} (STRATA_CNI_FAULT)`);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Delegation to another plugin, as the spec describes for IPAM plugins: the
+ * delegate is found in CNI_PATH, gets the same environment and the same
+ * network configuration on stdin, and its result or error is passed on.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { CniError, CniErrorCode, type CniErrorCode as Code } from './errors.js';
+import type { CniCommand, CniEnvironment } from './environment.js';
+import { type CniResult, decodeResult } from './result.js';
+
+/** The delegate's executable: the first `type` in CNI_PATH that can be run. */
+export function findPlugin(type: string, path: readonly string[], field: string): string {
+  if (type.includes('/') || type === '.' || type === '..') {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `${field}: "${type}" is not a plugin name`,
+    );
+  }
+  for (const dir of path) {
+    const candidate = join(dir, type);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  throw new CniError(
+    CniErrorCode.InvalidNetworkConfig,
+    `${field}: cannot find plugin "${type}" in CNI_PATH [${path.join(' ')}]`,
+  );
+}
+
+/** Runs the delegate for `command` and returns its decoded result (ADD) or nothing. */
+export function execDelegate(
+  type: string,
+  command: CniCommand,
+  stdin: string,
+  env: CniEnvironment,
+  field = 'ipam.type',
+): CniResult | undefined {
+  const file = findPlugin(type, env.path, field);
+  const child = spawnSync(file, [], {
+    input: stdin,
+    encoding: 'utf8',
+    env: { ...process.env, CNI_COMMAND: command },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (child.error) {
+    throw new CniError(
+      CniErrorCode.Internal,
+      `${field}: cannot run ${file}: ${child.error.message}`,
+    );
+  }
+  if (child.status !== 0) {
+    let code: Code = CniErrorCode.Internal;
+    let msg = child.stderr.trim() || `exit status ${child.status}`;
+    try {
+      const error = JSON.parse(child.stdout) as { code?: number; msg?: string; details?: string };
+      if (typeof error.code === 'number') code = error.code as Code;
+      if (error.msg) msg = error.details ? `${error.msg}: ${error.details}` : error.msg;
+    } catch {
+      // Not a CNI error object; keep stderr.
+    }
+    throw new CniError(code, `${type} ${command} failed: ${msg}`);
+  }
+  if (command !== 'ADD') return undefined;
+  try {
+    return decodeResult(JSON.parse(child.stdout), `the result of ${type}`);
+  } catch (error) {
+    if (error instanceof CniError) throw error;
+    throw new CniError(
+      CniErrorCode.DecodingFailure,
+      `cannot decode the result of ${type}: ${(error as Error).message}`,
+    );
+  }
+}
