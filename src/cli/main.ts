@@ -4,18 +4,26 @@
  */
 import { strataVersion } from '../version.js';
 import { supportedVersions } from '../cni/version.js';
+import { runDemo } from './demo.js';
 
 const usage = `strata — Kubernetes networking, both layers
 
 Usage:
+  strata demo             two pods wired by strata-cni in network namespaces, talking over TCP (root)
   strata version          print strata's version and the CNI versions it speaks
   strata help             this text
 `;
 
 /** Runs the CLI and returns its exit code. */
-export function main(argv: readonly string[], out = process.stdout, err = process.stderr): number {
+export async function main(
+  argv: readonly string[],
+  out = process.stdout,
+  err = process.stderr,
+): Promise<number> {
   const [command] = argv;
   switch (command) {
+    case 'demo':
+      return runDemo(out);
     case 'version':
     case '--version':
       out.write(

@@ -3,7 +3,7 @@
  * delegate is found in CNI_PATH, gets the same environment and the same
  * network configuration on stdin, and its result or error is passed on.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, CniErrorCode, type CniErrorCode as Code } from './errors.js';
@@ -34,31 +34,42 @@ export function findPlugin(type: string, path: readonly string[], field: string)
 }
 
 /** Runs the delegate for `command` and returns its decoded result (ADD) or nothing. */
-export function execDelegate(
+export async function execDelegate(
   type: string,
   command: CniCommand,
   stdin: string,
   env: CniEnvironment,
   field = 'ipam.type',
-): CniResult | undefined {
+): Promise<CniResult | undefined> {
   const file = findPlugin(type, env.path, field);
-  const child = spawnSync(file, [], {
-    input: stdin,
-    encoding: 'utf8',
-    env: { ...process.env, CNI_COMMAND: command },
-    maxBuffer: 16 * 1024 * 1024,
+  const { status, stdout, stderr } = await new Promise<{
+    status: number | null;
+    stdout: string;
+    stderr: string;
+  }>((resolve, reject) => {
+    const child = spawn(file, [], { env: { ...process.env, CNI_COMMAND: command }, stdio: 'pipe' });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (error) => {
+      reject(new CniError(CniErrorCode.Internal, `${field}: cannot run ${file}: ${error.message}`));
+    });
+    child.on('close', (code) => {
+      resolve({
+        status: code,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin);
   });
-  if (child.error) {
-    throw new CniError(
-      CniErrorCode.Internal,
-      `${field}: cannot run ${file}: ${child.error.message}`,
-    );
-  }
-  if (child.status !== 0) {
+  if (status !== 0) {
     let code: Code = CniErrorCode.Internal;
-    let msg = child.stderr.trim() || `exit status ${child.status}`;
+    let msg = stderr.trim() || `exit status ${status}`;
     try {
-      const error = JSON.parse(child.stdout) as { code?: number; msg?: string; details?: string };
+      const error = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
       if (typeof error.code === 'number') code = error.code as Code;
       if (error.msg) msg = error.details ? `${error.msg}: ${error.details}` : error.msg;
     } catch {
@@ -68,7 +79,7 @@ export function execDelegate(
   }
   if (command !== 'ADD') return undefined;
   try {
-    return decodeResult(JSON.parse(child.stdout), `the result of ${type}`);
+    return decodeResult(JSON.parse(stdout), `the result of ${type}`);
   } catch (error) {
     if (error instanceof CniError) throw error;
     throw new CniError(

@@ -11,7 +11,7 @@
  * attachment's host veth, so GC can find leftovers even when the allocation
  * record is gone.
  */
-import { nftApply, nftListJson } from '../kernel/nft.js';
+import { nftApply, nftApplyAsync, nftListJson } from '../kernel/nft.js';
 import { type IpFamily, familyOf, networkOf, parsePrefix } from '../netaddr/ip.js';
 
 export const masqueradeTable = 'strata_cni';
@@ -77,6 +77,11 @@ export function compileMasqueradeAdd(entries: readonly MasqueradeEntry[]): strin
   return entries.flatMap((e) => elementLines('add', e));
 }
 
+/** Elements to delete (they must exist). */
+export function compileMasqueradeDelete(entries: readonly MasqueradeEntry[]): string[] {
+  return entries.flatMap((e) => elementLines('delete', e));
+}
+
 /**
  * Removes elements whether or not they exist: nft 1.0.6 has no `destroy`, so
  * each element is added and deleted in one transaction, which also creates
@@ -90,21 +95,32 @@ export function compileMasqueradeRemove(entries: readonly MasqueradeEntry[]): st
   ];
 }
 
+function script(lines: readonly string[]): string {
+  return lines.join('\n') + '\n';
+}
+
 /** Installs masquerading for the addresses; lays down the table first if it is missing. */
-export function applyMasqueradeAdd(entries: readonly MasqueradeEntry[]): void {
+export async function applyMasqueradeAdd(entries: readonly MasqueradeEntry[]): Promise<void> {
   if (entries.length === 0) return;
   const elements = compileMasqueradeAdd(entries);
   try {
-    nftApply(elements.join('\n') + '\n');
+    await nftApplyAsync(script(elements));
   } catch {
     // The table is missing (first pod on the node) or was removed: lay it down with the elements.
-    nftApply([...compileMasqueradeBase(), ...elements].join('\n') + '\n');
+    await nftApplyAsync(script([...compileMasqueradeBase(), ...elements]));
   }
 }
 
-export function applyMasqueradeRemove(entries: readonly MasqueradeEntry[]): void {
-  const lines = compileMasqueradeRemove(entries);
-  if (lines.length > 0) nftApply(lines.join('\n') + '\n');
+/** Removes the addresses' elements; already gone is fine. */
+export async function applyMasqueradeRemove(entries: readonly MasqueradeEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  // The usual case is that they are there; deleting a missing element fails the whole
+  // transaction, and then the slower form that succeeds either way runs.
+  try {
+    await nftApplyAsync(script(compileMasqueradeDelete(entries)));
+  } catch {
+    await nftApplyAsync(script(compileMasqueradeRemove(entries)));
+  }
 }
 
 /** Re-lays the fixed table and chain (GC calls this so a damaged chain heals). */

@@ -121,12 +121,21 @@ export async function ipamAdd(conf: NetConf, env: CniEnvironment): Promise<CniRe
   });
 }
 
-/** DEL: releases the attachment's addresses; nothing to release is success. */
-export async function ipamDel(conf: NetConf, env: CniEnvironment): Promise<Allocation[]> {
+/** DEL: releases the attachment's addresses and returns them (`ip/prefix`); nothing to release is success. */
+export async function ipamDel(conf: NetConf, env: CniEnvironment): Promise<string[]> {
   const config = ipamConfigOf(conf);
-  return withStore(config.dataDir, conf.name, (store) =>
+  const released = await withStore(config.dataDir, conf.name, (store) =>
     store.release(env.containerId, env.ifname),
   );
+  return withPrefixLength(config, released);
+}
+
+/** Allocations as a result lists addresses: with the prefix length of the subnet they came from. */
+function withPrefixLength(config: IpamConfig, allocations: readonly Allocation[]): string[] {
+  return allocations.flatMap((a) => {
+    const range = config.rangeSets.flat().find((r) => prefixContains(r.subnet, a.ip));
+    return range ? [`${a.name}/${range.subnet.length}`] : [];
+  });
 }
 
 /** The addresses the store holds for an attachment, without changing anything. */
@@ -139,12 +148,7 @@ export async function ipamLookup(conf: NetConf, env: CniEnvironment): Promise<Al
 
 /** The attachment's addresses with their subnets' prefix lengths, as a result lists them. */
 export async function ipamAddresses(conf: NetConf, env: CniEnvironment): Promise<string[]> {
-  const config = ipamConfigOf(conf);
-  const owned = await ipamLookup(conf, env);
-  return owned.flatMap((a) => {
-    const range = config.rangeSets.flat().find((r) => prefixContains(r.subnet, a.ip));
-    return range ? [`${a.name}/${range.subnet.length}`] : [];
-  });
+  return withPrefixLength(ipamConfigOf(conf), await ipamLookup(conf, env));
 }
 
 /** CHECK: the store still holds an address for the attachment. */

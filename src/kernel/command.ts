@@ -1,9 +1,10 @@
 /**
  * Runs the kernel's own tools (ip, nft, nsenter) as child processes. All
  * kernel changes go through them in batches: one process per step, never
- * one per rule or per link.
+ * one per rule or per link. Steps that do not depend on each other run as
+ * concurrent processes (`runAsync`), which the plugin uses to overlap them.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 /** A tool that exited non-zero; carries its stderr for the user. */
 export class CommandError extends Error {
@@ -38,4 +39,44 @@ export function run(file: string, args: readonly string[], input = ''): CommandO
     throw new CommandError(`${file} ${args.join(' ')}`.trim(), child.status, child.stderr);
   }
   return { stdout: child.stdout, stderr: child.stderr };
+}
+
+/** `run`, without waiting: the promise settles when the process exits. */
+export function runAsync(
+  file: string,
+  args: readonly string[],
+  input = '',
+): Promise<CommandOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', (error) => {
+      reject(new CommandError(`${file} ${args.join(' ')}`.trim(), null, error.message));
+    });
+    child.on('close', (status) => {
+      const out = Buffer.concat(stdout).toString('utf8');
+      const err = Buffer.concat(stderr).toString('utf8');
+      if (status === 0) resolve({ stdout: out, stderr: err });
+      else reject(new CommandError(`${file} ${args.join(' ')}`.trim(), status, err));
+    });
+    child.stdin.on('error', () => {
+      // The process may exit before reading all its input; its exit status tells.
+    });
+    child.stdin.end(input);
+  });
+}
+
+/**
+ * Waits for every step, then throws the first failure: a rollback must not
+ * start while a sibling step is still changing the kernel.
+ */
+export async function settleAll<T extends readonly unknown[]>(
+  steps: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const settled = await Promise.allSettled(steps as readonly Promise<unknown>[]);
+  for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

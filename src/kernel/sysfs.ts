@@ -22,6 +22,11 @@ export function linkAttribute(name: string, attribute: string): string | undefin
   }
 }
 
+/** The bridge (or other master) a link is enslaved to, if any. */
+export function linkMaster(name: string): string | undefined {
+  return linkAttribute(name, 'master/uevent')?.match(/INTERFACE=(\S+)/)?.[1];
+}
+
 /** Every link in this namespace. */
 export function linkNames(): string[] {
   try {

@@ -117,3 +117,31 @@ export class Lab {
     for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** One link of `ip -json -details link show`, with the fields tests look at. */
+export interface LinkInfo {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  promiscuity: number;
+  master?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+/** Every link in a namespace, with details. */
+export function links(netns: string): LinkInfo[] {
+  return JSON.parse(sh('ip', ['-n', netns, '-j', '-d', 'link', 'show'])) as LinkInfo[];
+}
+
+/** One link in a namespace, or undefined when it does not exist. */
+export function link(netns: string, name: string): LinkInfo | undefined {
+  return links(netns).find((l) => l.ifname === name);
+}
+
+/** Host veths strata-cni made: the links whose alias starts with "strata-cni ". */
+export function strataHostVeths(netns: string): LinkInfo[] {
+  return links(netns).filter((l) => l.ifalias?.startsWith('strata-cni ') === true);
+}

@@ -3,6 +3,9 @@
  * the network configuration on stdin, the result or error on stdout; always
  * inside a test's node namespace.
  */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inNetns, netnsPath } from './netns.js';
@@ -97,4 +100,38 @@ export function bridgeConf(options: {
     },
     ...options.extra,
   };
+}
+
+/** The address files host-local's layout keeps in `<dataDir>/<network>/`: one per allocated IP. */
+export function allocationFiles(dataDir: string, network: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(dataDir, network));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => isIP(n) !== 0).sort();
+}
+
+/**
+ * Asserts a CNI error (CNI spec 1.1.0, "Error"): non-zero exit, and on
+ * stdout an object with cniVersion, the expected code and a message
+ * matching `msg`. Returns the message.
+ */
+export function assertCniError(
+  out: PluginOutcome,
+  code: number,
+  msg: RegExp,
+  cniVersion?: string,
+): string {
+  const context = `exit ${out.status}, stdout ${out.stdout}, stderr ${out.stderr}`;
+  assert.notEqual(out.status, 0, `expected failure: ${context}`);
+  assert.ok(out.json, `stdout is not a JSON error object: ${context}`);
+  assert.equal(typeof out.json.cniVersion, 'string', context);
+  if (cniVersion !== undefined) assert.equal(out.json.cniVersion, cniVersion, context);
+  assert.equal(out.json.code, code, context);
+  assert.equal(typeof out.json.msg, 'string', context);
+  const text = out.json.msg as string;
+  assert.match(text, msg, context);
+  return text;
 }

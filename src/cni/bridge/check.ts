@@ -8,7 +8,7 @@ import { CniError, CniErrorCode } from '../errors.js';
 import type { CniEnvironment } from '../environment.js';
 import type { NetConf } from '../netconf.js';
 import { ipJsonBatch } from '../../kernel/ip.js';
-import { linkAttribute, linkKind } from '../../kernel/sysfs.js';
+import { linkAttribute, linkKind, linkMaster } from '../../kernel/sysfs.js';
 import { familyOf, formatPrefix, parsePrefix, parseIp, formatIp } from '../../netaddr/ip.js';
 import type { BridgeConfig } from './config.js';
 
@@ -121,7 +121,7 @@ export function checkAttachment(
 
   if (linkKind(hostVeth) === 'absent')
     throw failed(`host end ${hostVeth} of ${env.ifname} does not exist`);
-  const master = linkAttribute(hostVeth, 'master/uevent')?.match(/INTERFACE=(\S+)/)?.[1];
+  const master = linkMaster(hostVeth);
   if (master !== config.bridge)
     throw failed(`host end ${hostVeth} is not on bridge ${config.bridge}`);
   if (

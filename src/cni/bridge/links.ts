@@ -6,7 +6,7 @@
  */
 import { CniError, CniErrorCode } from '../errors.js';
 import type { CniIpConfig, CniRoute } from '../result.js';
-import { ipBatch, ipJsonBatch, quoteBatchWord } from '../../kernel/ip.js';
+import { ipBatch, ipJsonBatchAsync, quoteBatchWord } from '../../kernel/ip.js';
 import { linkKind } from '../../kernel/sysfs.js';
 import {
   type IpPrefix,
@@ -26,6 +26,11 @@ import type { BridgeConfig } from './config.js';
  */
 export function hostVethName(network: string, containerId: string, ifname: string): string {
   return `veth${fnv1a64(`${network}\0${containerId}\0${ifname}`).toString(16).padStart(16, '0').slice(0, 11)}`;
+}
+
+/** True for names hostVethName makes. */
+export function isStrataVethName(name: string): boolean {
+  return /^veth[0-9a-f]{11}$/.test(name);
 }
 
 /**
@@ -141,8 +146,8 @@ export function planBridgeAddresses(
 }
 
 /** The bridge's current addresses, as `address/prefix`. */
-export function bridgeAddresses(bridge: string): string[] {
-  const [links] = ipJsonBatch([`addr show dev ${bridge}`]);
+export async function bridgeAddresses(bridge: string): Promise<string[]> {
+  const [links] = await ipJsonBatchAsync([`addr show dev ${bridge}`]);
   const out: string[] = [];
   for (const link of links ?? []) {
     for (const a of (
@@ -155,34 +160,40 @@ export function bridgeAddresses(bridge: string): string[] {
   return out;
 }
 
-export interface HostSide {
+export interface HostVeth {
   config: BridgeConfig;
   hostVeth: string;
   alias: string;
   ifname: string;
   netns: string;
   mac: string;
-  bridgePlan: BridgeAddressPlan;
 }
 
-/** ip lines for the node's side: the pair (container end created straight into the pod's namespace), the port, the gateway addresses. */
-export function compileHostSide(h: HostSide): string[] {
+/**
+ * ip lines for the node's side of the pair. The first line makes the whole
+ * pair in one netlink request: the container end straight into the pod's
+ * namespace (no move between namespaces), the host end already on the bridge
+ * and up. The alias, which GC reads, follows at once.
+ */
+export function compileHostVeth(h: HostVeth): string[] {
   const mtu = h.config.mtu ? ` mtu ${h.config.mtu}` : '';
   const lines = [
-    `link add ${h.hostVeth}${mtu} type veth peer name ${h.ifname}${mtu} address ${h.mac} netns ${quoteBatchWord(h.netns)}`,
+    `link add ${h.hostVeth}${mtu} master ${h.config.bridge} up type veth peer name ${h.ifname}${mtu} address ${h.mac} netns ${quoteBatchWord(h.netns)}`,
     `link set ${h.hostVeth} alias ${quoteBatchWord(h.alias)}`,
-    `link set ${h.hostVeth} master ${h.config.bridge}`,
   ];
   const port: string[] = [];
   if (h.config.hairpinMode) port.push('hairpin on');
   if (h.config.portIsolation) port.push('isolated on');
   if (port.length > 0) lines.push(`link set ${h.hostVeth} type bridge_slave ${port.join(' ')}`);
-  lines.push(`link set ${h.hostVeth} up`);
-  for (const a of h.bridgePlan.remove) lines.push(`addr del ${a} dev ${h.config.bridge}`);
-  for (const a of h.bridgePlan.add) {
-    lines.push(`addr add ${a} dev ${h.config.bridge}${familyOf(a) === 6 ? ' nodad' : ''}`);
-  }
   return lines;
+}
+
+/** ip lines that give the bridge its gateway addresses. */
+export function compileBridgeAddresses(bridge: string, plan: BridgeAddressPlan): string[] {
+  return [
+    ...plan.remove.map((a) => `addr del ${a} dev ${bridge}`),
+    ...plan.add.map((a) => `addr add ${a} dev ${bridge}${familyOf(a) === 6 ? ' nodad' : ''}`),
+  ];
 }
 
 function routeLine(route: CniRoute, ifname: string, gateways: Map<number, string>): string {

@@ -22,28 +22,29 @@ import {
   listMasquerade,
   type MasqueradeEntry,
 } from '../masquerade.js';
-import { ipBatch } from '../../kernel/ip.js';
-import { ensureSysctl, linkAttribute, linkKind, linkNames } from '../../kernel/sysfs.js';
-import { defaultRoute, familyOf, parsePrefix } from '../../netaddr/ip.js';
+import { ipBatchAsync } from '../../kernel/ip.js';
+import { settleAll } from '../../kernel/command.js';
 import {
-  ipamAdd,
-  ipamAddresses,
-  ipamCheck,
-  ipamDel,
-  ipamGc,
-  ipamStatus,
-  ipamType,
-} from '../../ipam/plugin.js';
+  ensureSysctl,
+  linkAttribute,
+  linkKind,
+  linkMaster,
+  linkNames,
+} from '../../kernel/sysfs.js';
+import { defaultRoute, familyOf, parsePrefix } from '../../netaddr/ip.js';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, ipamType } from '../../ipam/plugin.js';
 import { existsSync } from 'node:fs';
 import { type BridgeConfig, parseBridgeConfig } from './config.js';
 import {
   bridgeAddresses,
   compileContainerSide,
-  compileHostSide,
+  compileBridgeAddresses,
+  compileHostVeth,
   ensureBridge,
   firstAddress,
   gatewayPrefix,
   hostVethName,
+  isStrataVethName,
   ownerAlias,
   parseOwnerAlias,
   planBridgeAddresses,
@@ -113,19 +114,38 @@ function planGateways(config: BridgeConfig, result: CniResult): string[] {
 async function allocate(conf: NetConf, env: CniEnvironment, stdin: string): Promise<CniResult> {
   const type = ipamTypeOf(conf);
   if (type === ipamType) return ipamAdd(conf, env);
-  const result = execDelegate(type, 'ADD', stdin, env);
+  const result = await execDelegate(type, 'ADD', stdin, env);
   if (!result || result.ips.length === 0) {
     throw new CniError(CniErrorCode.Internal, `IPAM plugin ${type} returned no IP configuration`);
   }
   return result;
 }
 
-async function release(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
+/** Releases the attachment's addresses; returns them when strata-ipam holds them. */
+async function release(conf: NetConf, env: CniEnvironment, stdin: string): Promise<string[]> {
   const type = ipamTypeOf(conf);
-  if (type === ipamType) await ipamDel(conf, env);
-  else execDelegate(type, 'DEL', stdin, env);
+  if (type === ipamType) return ipamDel(conf, env);
+  await execDelegate(type, 'DEL', stdin, env);
+  return [];
 }
 
+async function deleteLink(name: string): Promise<void> {
+  if (linkKind(name) === 'absent') return;
+  try {
+    await ipBatchAsync([`link del ${name}`]);
+  } catch (error) {
+    // Gone between the look and the delete is as good as deleted.
+    if (linkKind(name) !== 'absent') throw error;
+  }
+}
+
+/**
+ * ADD. Steps that do not depend on each other run at once, as separate
+ * processes on separate cores: the veth pair is made while IPAM allocates
+ * and the bridge's addresses are read; the pod's addresses and routes are set
+ * while the masquerade elements and any gateway address go in. Whatever
+ * fails, every step already taken is undone once its siblings have settled.
+ */
 async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<CniResult> {
   checkArgs(env.args, knownArgs);
   const config = parseBridgeConfig(conf, env);
@@ -136,51 +156,27 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     );
   }
   const hostVeth = hostVethName(conf.name, env.containerId, env.ifname);
+  const mac = config.mac ?? randomMac();
   checkpoint('start');
-  const undo: (() => void | Promise<void>)[] = [];
+  const undo: (() => Promise<unknown>)[] = [];
   try {
-    const ipam = await allocate(conf, env, stdin);
-    undo.push(() => release(conf, env, stdin));
-    checkpoint('after-ipam');
-
-    const result = emptyResult();
-    result.ips = ipam.ips;
-    result.routes = ipam.routes;
-    result.dns = conf.dns.nameservers?.length || conf.dns.search?.length ? conf.dns : ipam.dns;
-    const gateways = planGateways(config, result);
-
     ensureBridge(config);
     checkpoint('after-bridge');
-    const bridgePlan = planBridgeAddresses(
-      config.bridge,
-      gateways.length > 0 ? bridgeAddresses(config.bridge) : [],
-      gateways,
-      config.forceAddress,
-    );
-
     // A host end under this name can only be left from a crashed attempt of this very attachment.
-    if (linkKind(hostVeth) !== 'absent') ipBatch([`link del ${hostVeth}`]);
-    const mac = config.mac ?? randomMac();
-    undo.push(() => {
-      if (linkKind(hostVeth) !== 'absent') ipBatch([`link del ${hostVeth}`]);
-    });
-    try {
-      ipBatch(
-        compileHostSide({
-          config,
-          hostVeth,
-          alias: ownerAlias(conf.name, env.containerId, env.ifname),
-          ifname: env.ifname,
-          netns: env.netns,
-          mac,
-          bridgePlan,
-        }),
-      );
-    } catch (error) {
-      if (
-        (error as Error).message.includes('File exists') &&
-        linkKind(hostVeth) === 'absent'
-      ) {
+    await deleteLink(hostVeth);
+
+    undo.push(() => deleteLink(hostVeth));
+    const vethStep = ipBatchAsync(
+      compileHostVeth({
+        config,
+        hostVeth,
+        alias: ownerAlias(conf.name, env.containerId, env.ifname),
+        ifname: env.ifname,
+        netns: env.netns,
+        mac,
+      }),
+    ).catch((error: unknown) => {
+      if ((error as Error).message.includes('File exists') && linkKind(hostVeth) === 'absent') {
         throw new CniError(
           CniErrorCode.InvalidNetworkConfig,
           `container interface ${env.ifname} already exists in ${env.netns}`,
@@ -188,31 +184,44 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
         );
       }
       throw error;
-    }
+    });
+    const addressesStep = config.isGateway ? bridgeAddresses(config.bridge) : Promise.resolve([]);
+    const ipamStep = allocate(conf, env, stdin).then((ipam) => {
+      undo.push(() => release(conf, env, stdin));
+      checkpoint('after-ipam');
+      return ipam;
+    });
+    const [, existing, ipam] = await settleAll([vethStep, addressesStep, ipamStep] as const);
     checkpoint('after-veth');
 
-    ipBatch(compileContainerSide(env.ifname, result.ips, result.routes, config.enableDad), {
-      netns: env.netns,
-    });
+    const result = emptyResult();
+    result.ips = ipam.ips;
+    result.routes = ipam.routes;
+    result.dns = conf.dns.nameservers?.length || conf.dns.search?.length ? conf.dns : ipam.dns;
+    const gateways = planGateways(config, result);
+    const bridgePlan = planBridgeAddresses(config.bridge, existing, gateways, config.forceAddress);
+    const masquerade = config.ipMasq
+      ? masqueradeEntries(
+          conf,
+          hostVeth,
+          result.ips.map((ip) => ip.address),
+        )
+      : [];
+    if (masquerade.length > 0) undo.push(() => applyMasqueradeRemove(masquerade));
+    await settleAll([
+      ipBatchAsync(compileContainerSide(env.ifname, result.ips, result.routes, config.enableDad), {
+        netns: env.netns,
+      }),
+      ipBatchAsync(compileBridgeAddresses(config.bridge, bridgePlan)),
+      applyMasqueradeAdd(masquerade),
+    ] as const);
     checkpoint('after-container');
+    if (masquerade.length > 0) checkpoint('after-masquerade');
 
     if (config.isGateway) {
       const families = new Set(result.ips.map((ip) => familyOf(ip.address)));
       if (families.has(4)) ensureSysctl('net.ipv4.ip_forward', '1');
       if (families.has(6)) ensureSysctl('net.ipv6.conf.all.forwarding', '1');
-    }
-
-    if (config.ipMasq) {
-      const entries = masqueradeEntries(
-        conf,
-        hostVeth,
-        result.ips.map((ip) => ip.address),
-      );
-      undo.push(() => {
-        applyMasqueradeRemove(entries);
-      });
-      applyMasqueradeAdd(entries);
-      checkpoint('after-masquerade');
     }
 
     result.interfaces = [
@@ -235,44 +244,37 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
   }
 }
 
-/** The addresses an attachment holds: from the store, else from the prevResult. */
-async function addressesOf(conf: NetConf, env: CniEnvironment): Promise<string[]> {
-  if (conf.ipam?.type === ipamType) {
-    const owned = await ipamAddresses(conf, env);
-    if (owned.length > 0) return owned;
-  }
-  return (conf.prevResult?.ips ?? []).map((ip) => ip.address);
-}
-
+/**
+ * DEL. Removing the host end takes the container end with it; the link,
+ * the masquerade elements and the allocation go at once (the kernel waits an
+ * RCU grace period for both the link and the elements). Anything already
+ * gone is success (CNI spec 1.1.0, "DEL").
+ */
 async function del(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
   checkArgs(env.args, knownArgs);
   const config = parseBridgeConfig(conf);
   const hostVeth = hostVethName(conf.name, env.containerId, env.ifname);
-  if (config.ipMasq) {
-    const addresses = await addressesOf(conf, env);
+  const linkStep = deleteLink(hostVeth);
+  const masqueradeStep = release(conf, env, stdin).then(async (released) => {
+    if (!config.ipMasq) return;
+    const addresses =
+      released.length > 0 ? released : (conf.prevResult?.ips ?? []).map((ip) => ip.address);
     let entries = masqueradeEntries(conf, hostVeth, addresses);
     if (entries.length === 0) {
+      // Nothing says which addresses it had: find its elements by their owner comment.
       const owner = masqueradeOwner(conf, hostVeth);
       entries = listMasquerade().filter((e) => e.owner === owner);
     }
-    applyMasqueradeRemove(entries);
-  }
-  // Deleting the host end removes the container end with it.
-  if (linkKind(hostVeth) !== 'absent') {
-    try {
-      ipBatch([`link del ${hostVeth}`]);
-    } catch (error) {
-      if (linkKind(hostVeth) !== 'absent') throw error;
-    }
-  }
-  await release(conf, env, stdin);
+    await applyMasqueradeRemove(entries);
+  });
+  await settleAll([linkStep, masqueradeStep] as const);
 }
 
 async function check(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
   const config = parseBridgeConfig(conf, env);
   const type = ipamTypeOf(conf);
   if (type === ipamType) await ipamCheck(conf, env);
-  else execDelegate(type, 'CHECK', stdin, env);
+  else await execDelegate(type, 'CHECK', stdin, env);
   checkAttachment(config, conf, env, hostVethName(conf.name, env.containerId, env.ifname));
 }
 
@@ -280,9 +282,16 @@ async function status(conf: NetConf, env: CniEnvironment, stdin: string): Promis
   parseBridgeConfig(conf);
   const type = ipamTypeOf(conf);
   if (type === ipamType) await ipamStatus(conf);
-  else execDelegate(type, 'STATUS', stdin, env);
+  else await execDelegate(type, 'STATUS', stdin, env);
 }
 
+/**
+ * GC (CNI spec 1.1.0): removes every trace of attachments the runtime no
+ * longer lists: their allocations, their host ends (found from the store,
+ * from the owner alias on the link, or, for a link a crash left without its
+ * alias, from the strata name pattern on this network's bridge) and their
+ * masquerade elements (found by owner comment).
+ */
 async function gc(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
   const config = parseBridgeConfig(conf);
   if (!conf.validAttachments) {
@@ -294,38 +303,30 @@ async function gc(conf: NetConf, env: CniEnvironment, stdin: string): Promise<vo
   const keep = new Set(
     conf.validAttachments.map((a) => hostVethName(conf.name, a.containerId, a.ifname)),
   );
-
-  // Host ends: those the store still records, and any link whose alias names this network.
-  const staleVeths = new Set<string>();
+  const stale = new Set<string>();
   const type = ipamTypeOf(conf);
   if (type === ipamType) {
-    const stale = await ipamGc(conf, conf.validAttachments);
-    for (const a of stale) {
-      if (a.containerId !== '') staleVeths.add(hostVethName(conf.name, a.containerId, a.ifname));
+    for (const a of await ipamGc(conf, conf.validAttachments)) {
+      if (a.containerId !== '') stale.add(hostVethName(conf.name, a.containerId, a.ifname));
     }
   }
   for (const link of linkNames()) {
-    const owner = parseOwnerAlias(linkAttribute(link, 'ifalias') ?? '');
-    if (owner?.network === conf.name && !keep.has(link)) staleVeths.add(link);
+    if (keep.has(link)) continue;
+    const alias = linkAttribute(link, 'ifalias') ?? '';
+    const owner = parseOwnerAlias(alias);
+    if (owner?.network === conf.name) stale.add(link);
+    else if (alias === '' && isStrataVethName(link) && linkMaster(link) === config.bridge)
+      stale.add(link);
   }
-  const toDelete = [...staleVeths].filter((l) => !keep.has(l) && linkKind(l) !== 'absent');
-  for (const link of toDelete) {
-    try {
-      ipBatch([`link del ${link}`]);
-    } catch {
-      // Gone between the look and the delete.
-    }
-  }
+  await settleAll([...stale].map((link) => deleteLink(link)));
 
-  if (config.ipMasq || listMasquerade().length > 0) {
-    const prefix = `${conf.name.slice(0, 64)} `;
-    const leftovers = listMasquerade().filter(
-      (e) => e.owner.startsWith(prefix) && !keep.has(e.owner.slice(prefix.length)),
-    );
-    applyMasqueradeRemove(leftovers);
-    if (config.ipMasq) applyMasqueradeBase();
-  }
-  if (type !== ipamType) execDelegate(type, 'GC', stdin, env);
+  const prefix = `${conf.name.slice(0, 64)} `;
+  const leftovers = listMasquerade().filter(
+    (e) => e.owner.startsWith(prefix) && !keep.has(e.owner.slice(prefix.length)),
+  );
+  await applyMasqueradeRemove(leftovers);
+  if (config.ipMasq) applyMasqueradeBase();
+  if (type !== ipamType) await execDelegate(type, 'GC', stdin, env);
 }
 
 export const bridgePlugin: CniPlugin = { add, del, check, status, gc };
