@@ -45,7 +45,7 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-const tag = `${process.pid.toString(36)}`;
+const tag = process.pid.toString(36);
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
@@ -124,9 +124,10 @@ function callAsync(
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${plugin} ${command}: ${out}`)),
-    );
+    child.on('exit', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${plugin} ${command}: ${out}`));
+    });
     child.stdin.end(conf);
   });
 }

@@ -55,7 +55,7 @@ export function callPlugin(call: PluginCall): PluginOutcome {
   const ns = call.netnsPath ?? (call.pod ? netnsPath(call.pod) : undefined);
   if (ns !== undefined) env.CNI_NETNS = ns;
   Object.assign(env, call.env ?? {});
-  for (const key of call.unset ?? []) delete env[key];
+  for (const key of call.unset ?? []) Reflect.deleteProperty(env, key);
   const input = typeof call.conf === 'string' ? call.conf : JSON.stringify(call.conf);
   const out = inNetns(call.node, [call.plugin ?? strataCni], { input, env });
   let json: Record<string, unknown> | undefined;

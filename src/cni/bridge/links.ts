@@ -7,7 +7,7 @@
 import { CniError, CniErrorCode } from '../errors.js';
 import type { CniIpConfig, CniRoute } from '../result.js';
 import { ipBatch, ipJsonBatchAsync, quoteBatchWord } from '../../kernel/ip.js';
-import { linkKind } from '../../kernel/sysfs.js';
+import { linkAttribute, linkKind } from '../../kernel/sysfs.js';
 import {
   type IpPrefix,
   familyOf,
@@ -70,15 +70,29 @@ export function randomMac(): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Creates the bridge unless it exists; an existing link of another kind is an error. */
+const IFF_UP = 0x1;
+const IFF_PROMISC = 0x100;
+
+/**
+ * Creates the bridge unless it exists, and makes sure it is up (and
+ * promiscuous when asked), as the reference plugin's ensureBridge does for
+ * new and existing bridges alike. An existing link of another kind is an error.
+ */
 export function ensureBridge(config: BridgeConfig): boolean {
   const kind = linkKind(config.bridge);
-  if (kind === 'bridge') return false;
   if (kind === 'other') {
     throw new CniError(
       CniErrorCode.InvalidNetworkConfig,
       `bridge: "${config.bridge}" already exists and is not a bridge`,
     );
+  }
+  if (kind === 'bridge') {
+    const flags = Number.parseInt(linkAttribute(config.bridge, 'flags') ?? '0', 16);
+    const wanted: string[] = [];
+    if ((flags & IFF_UP) === 0) wanted.push('up');
+    if (config.promiscMode && (flags & IFF_PROMISC) === 0) wanted.push('promisc on');
+    if (wanted.length > 0) ipBatch([`link set ${config.bridge} ${wanted.join(' ')}`]);
+    return false;
   }
   const mtu = config.mtu ? ` mtu ${config.mtu}` : '';
   const lines = [`link add name ${config.bridge}${mtu} type bridge`];
@@ -93,7 +107,7 @@ export function ensureBridge(config: BridgeConfig): boolean {
         cause: error,
       });
     }
-    return false;
+    return ensureBridge(config);
   }
   return true;
 }

@@ -13,7 +13,8 @@ import { checkArgs } from '../environment.js';
 import type { NetConf } from '../netconf.js';
 import { type CniResult, emptyResult } from '../result.js';
 import type { CniPlugin } from '../skel.js';
-import { execDelegate } from '../delegate.js';
+import { execDelegate, findPlugin } from '../delegate.js';
+import { parseIpamConfig } from '../../ipam/config.js';
 import { checkpoint } from '../checkpoints.js';
 import {
   applyMasqueradeAdd,
@@ -111,6 +112,17 @@ function planGateways(config: BridgeConfig, result: CniResult): string[] {
   return bridgeAddrs;
 }
 
+/**
+ * Refuses a configuration whose IPAM part cannot work before anything is
+ * changed: strata-ipam's ranges are parsed, another IPAM plugin must be in
+ * CNI_PATH.
+ */
+function preflightIpam(conf: NetConf, env: CniEnvironment): void {
+  const type = ipamTypeOf(conf);
+  if (type === ipamType) parseIpamConfig(conf.ipam);
+  else findPlugin(type, env.path, 'ipam.type');
+}
+
 async function allocate(conf: NetConf, env: CniEnvironment, stdin: string): Promise<CniResult> {
   const type = ipamTypeOf(conf);
   if (type === ipamType) return ipamAdd(conf, env);
@@ -155,6 +167,7 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
       `CNI_NETNS: network namespace ${env.netns} does not exist`,
     );
   }
+  preflightIpam(conf, env);
   const hostVeth = hostVethName(conf.name, env.containerId, env.ifname);
   const mac = config.mac ?? randomMac();
   checkpoint('start');

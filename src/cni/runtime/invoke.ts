@@ -78,9 +78,9 @@ export class PluginError extends CniError {
   }
 }
 
-/** The executable for `type`: the first in the bin dirs that can be run (libcni FindInPath). */
-export function findInPath(type: string, binDirs: readonly string[]): string {
-  return findPlugin(type, binDirs, 'type');
+/** The executable for `type`: the first in the bin dirs that can be run (libcni FindInPath); `field` names it in errors. */
+export function findInPath(type: string, binDirs: readonly string[], field = 'type'): string {
+  return findPlugin(type, binDirs, field);
 }
 
 interface ExecOutcome {
@@ -151,15 +151,27 @@ export function formatCniArgs(args: readonly (readonly [string, string])[] = [])
 function pluginFailure(type: string, request: PluginRequest, outcome: ExecOutcome): PluginError {
   const label = request.label ?? type;
   if (outcome.spawnError) {
-    return new PluginError(type, request.command, CniErrorCode.Internal, `cannot run: ${outcome.spawnError.message}`, {
-      label,
-      cause: outcome.spawnError,
-    });
+    return new PluginError(
+      type,
+      request.command,
+      CniErrorCode.Internal,
+      `cannot run: ${outcome.spawnError.message}`,
+      {
+        label,
+        cause: outcome.spawnError,
+      },
+    );
   }
   if (outcome.timedOut) {
-    return new PluginError(type, request.command, CniErrorCode.Internal, 'did not finish in time and was killed', {
-      label,
-    });
+    return new PluginError(
+      type,
+      request.command,
+      CniErrorCode.Internal,
+      'did not finish in time and was killed',
+      {
+        label,
+      },
+    );
   }
   const stdout = outcome.stdout.trim();
   const stderr = outcome.stderr.trim();
@@ -183,7 +195,9 @@ function pluginFailure(type: string, request: PluginRequest, outcome: ExecOutcom
       { label },
     );
   }
-  const how = outcome.signal ? `killed by ${outcome.signal}` : `exit status ${outcome.status ?? 'unknown'}`;
+  const how = outcome.signal
+    ? `killed by ${outcome.signal}`
+    : `exit status ${outcome.status ?? 'unknown'}`;
   return new PluginError(
     type,
     request.command,
@@ -273,9 +287,15 @@ async function queryVersionInfo(
   try {
     parsed = JSON.parse(stdout) as typeof parsed;
   } catch (error) {
-    throw new PluginError(type, 'VERSION', CniErrorCode.DecodingFailure, `cannot decode its answer: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new PluginError(
+      type,
+      'VERSION',
+      CniErrorCode.DecodingFailure,
+      `cannot decode its answer: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   const cniVersion = typeof parsed.cniVersion === 'string' ? parsed.cniVersion : '';
   const listed = parsed.supportedVersions;
@@ -284,7 +304,12 @@ async function queryVersionInfo(
   }
   // A 0.1.0 plugin names only the version it speaks.
   if (cniVersion !== '') return { cniVersion, supportedVersions: [cniVersion] };
-  throw new PluginError(type, 'VERSION', CniErrorCode.DecodingFailure, 'its answer has neither supportedVersions nor cniVersion');
+  throw new PluginError(
+    type,
+    'VERSION',
+    CniErrorCode.DecodingFailure,
+    'its answer has neither supportedVersions nor cniVersion',
+  );
 }
 
 /**
@@ -302,6 +327,7 @@ export async function getVersionInfo(
   if (!info) {
     info = queryVersionInfo(runtime, pluginPath);
     versionInfoCache.set(key, info);
+    // A failed answer is not remembered: the next caller asks again.
     info.catch(() => versionInfoCache.delete(key));
   }
   return info;
