@@ -2,6 +2,8 @@
 // the reference bridge plugin's basic cases (plugins/main/bridge/bridge_test.go),
 // IPv4, IPv6 and dual stack, with CHECK and DEL.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Lab, inNetns, isRoot, netnsPath, sh, uniqueName } from '../support/netns.js';
 import { bridgeConf, callPlugin, mustCall } from '../support/plugin.js';
@@ -143,5 +145,36 @@ describe('strata-cni attach', { skip }, () => {
     lab.serveTcp(b, ipB, 8081, `hello-from-${b}`);
     const back = inNetns(a, ['ncat', '--recv-only', '-w', '3', ipB, '8081']);
     assert.match(back.stdout, new RegExp(`hello-from-${b}`));
+  });
+
+  // CNI spec 1.1.0, "Parameters": CNI_NETNS is a path, any path to a network namespace,
+  // such as /proc/<pid>/ns/net of a process that holds one (no bind mount under /var/run/netns).
+  it('attaches a namespace given as /proc/<pid>/ns/net', async () => {
+    const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+    lab.onCleanup(() => holder.kill('SIGKILL'));
+    const pid = holder.pid;
+    assert.ok(pid);
+    const path = `/proc/${pid}/ns/net`;
+    // Wait until unshare has made the namespace (its ns link differs from ours).
+    for (let i = 0; i < 100 && readlinkSync(path) === readlinkSync('/proc/self/ns/net'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const name = uniqueName('net');
+    const conf = bridgeConf({ name, bridge: uniqueName('br'), dataDir, subnets: ['10.99.4.0/24'] });
+    const id = uniqueName('ctr');
+    const add = mustCall({
+      command: 'ADD',
+      node,
+      netnsPath: path,
+      containerId: id,
+      ifname: 'eth0',
+      conf,
+    });
+    const ip = (add.json as { ips: { address: string }[] }).ips[0]?.address;
+    assert.equal(ip, '10.99.4.2/24');
+    const shown = sh('nsenter', [`--net=${path}`, 'ip', '-j', 'addr', 'show', 'dev', 'eth0']);
+    assert.match(shown, /"local":"10\.99\.4\.2"/);
+    mustCall({ command: 'DEL', node, netnsPath: path, containerId: id, ifname: 'eth0', conf });
+    assert.doesNotMatch(sh('nsenter', [`--net=${path}`, 'ip', '-br', 'link']), /eth0/);
   });
 });
