@@ -27,8 +27,9 @@ function invalid(message: string): CniError {
 /** Checks an interface name as libcni does: the kernel's IFNAMSIZ and the characters it refuses. */
 export function validateInterfaceName(name: string, variable: string): void {
   if (name === '') throw invalid(`${variable} must not be empty`);
-  if (name.length > 15) {
-    throw invalid(`${variable} "${name}" is longer than 15 characters`);
+  // IFNAMSIZ counts bytes, as libcni's len(ifName) does, not characters.
+  if (Buffer.byteLength(name, 'utf8') > 15) {
+    throw invalid(`${variable} "${name}" is longer than 15 bytes`);
   }
   if (name === '.' || name === '..') throw invalid(`${variable} must not be "." or ".."`);
   if (/[/:\s]/.test(name)) {

@@ -34,7 +34,11 @@ export function freeCount(set: AddressRange[], allocated: readonly IpAddress[]):
     free += rangeSize(r);
     if (r.gateway.value >= r.rangeStart.value && r.gateway.value <= r.rangeEnd.value) free -= 1n;
   }
-  for (const ip of allocated) if (rangeFor(set, ip)) free -= 1n;
+  for (const ip of allocated) {
+    const range = rangeFor(set, ip);
+    // An address file on the gateway (left from before the gateway moved) is already not free.
+    if (range && ip.value !== range.gateway.value) free -= 1n;
+  }
   return free;
 }
 

@@ -8,6 +8,7 @@ import { CniError, CniErrorCode } from '../cni/errors.js';
 import {
   type IpAddress,
   type IpPrefix,
+  formatIp,
   formatPrefix,
   ipEqual,
   lastAddress,
@@ -99,7 +100,7 @@ function parseRange(raw: unknown, field: string): AddressRange {
   if (rangeStart.value > rangeEnd.value) {
     throw invalid(
       `${field}.rangeStart`,
-      `${String(r.rangeStart)} is after rangeEnd ${String(r.rangeEnd)}`,
+      `${formatIp(rangeStart)} is after rangeEnd ${formatIp(rangeEnd)}`,
     );
   }
   return { subnet: { address: network, length: subnet.length }, rangeStart, rangeEnd, gateway };
@@ -147,10 +148,12 @@ export function parseIpamConfig(raw: unknown): IpamConfig {
     if (!Array.isArray(ipam.ranges) || ipam.ranges.length === 0) {
       throw invalid('ipam.ranges', 'expected a non-empty list of range sets');
     }
-    if (ipam.subnet !== undefined) {
-      throw invalid('ipam.subnet', 'cannot be used together with ipam.ranges');
-    }
     rawSets = ipam.ranges as unknown[];
+    // host-local: a top-level subnet beside ranges becomes the first range set.
+    if (ipam.subnet !== undefined) {
+      const { subnet, rangeStart, rangeEnd, gateway } = ipam;
+      rawSets = [[{ subnet, rangeStart, rangeEnd, gateway }], ...rawSets];
+    }
   } else if (ipam.subnet !== undefined) {
     const { subnet, rangeStart, rangeEnd, gateway } = ipam;
     rawSets = [[{ subnet, rangeStart, rangeEnd, gateway }]];

@@ -51,13 +51,14 @@ const knownKeys = new Set([
   'promiscMode',
   'enabledad',
   'portIsolation',
+  // Only meaningful with vlan, which is refused; the reference ignores it otherwise.
+  'preserveDefaultVlan',
 ]);
 
 /** Reference bridge fields strata does not implement, with the value that means "off". */
 const unsupportedUnlessDefault: Record<string, unknown> = {
   vlan: 0,
   vlanTrunk: undefined,
-  preserveDefaultVlan: true,
   macspoofchk: false,
   disableContainerInterface: false,
 };

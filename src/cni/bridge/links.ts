@@ -136,10 +136,13 @@ export function planBridgeAddresses(
     let present = false;
     for (const text of existing) {
       const have = parsePrefix(text);
-      if (!have || have.address.family !== want.address.family) continue;
-      if (ipEqual(have.address, want.address)) {
-        present = true;
+      if (!have || have.address.family !== want.address.family || plan.remove.includes(text))
         continue;
+      // The same address with the same prefix length: nothing to do (and, like the
+      // reference plugin, look no further).
+      if (ipEqual(have.address, want.address) && have.length === want.length) {
+        present = true;
+        break;
       }
       const conflicts =
         want.address.family === 4 ||
@@ -152,7 +155,7 @@ export function planBridgeAddresses(
           `bridge "${bridge}" already has address ${text}, different from ${gateway} (set forceAddress to replace it)`,
         );
       }
-      if (!plan.remove.includes(text)) plan.remove.push(text);
+      plan.remove.push(text);
     }
     if (!present) plan.add.push(gateway);
   }

@@ -1,0 +1,385 @@
+// The attachment's links, as pure decisions: the host veth's name and alias,
+// the bridge's gateway addresses (the reference bridge plugin's ensureAddr),
+// and the `ip -batch` lines for each side.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { BridgeConfig } from '../../src/cni/bridge/config.js';
+import {
+  type BridgeAddressPlan,
+  compileBridgeAddresses,
+  compileContainerSide,
+  compileHostVeth,
+  firstAddress,
+  gatewayPrefix,
+  hostVethName,
+  isStrataVethName,
+  ownerAlias,
+  parseOwnerAlias,
+  planBridgeAddresses,
+} from '../../src/cni/bridge/links.js';
+import { validateInterfaceName } from '../../src/cni/environment.js';
+import { CniErrorCode } from '../../src/cni/errors.js';
+import { parsePrefix } from '../../src/netaddr/ip.js';
+
+describe('hostVethName', () => {
+  it('is the same for the same attachment, so DEL finds it without the namespace', () => {
+    assert.equal(
+      hostVethName('podnet', 'c0ffee', 'eth0'),
+      hostVethName('podnet', 'c0ffee', 'eth0'),
+    );
+  });
+
+  it('is a valid interface name of at most 15 characters starting with "veth"', () => {
+    const longId = 'f'.repeat(64);
+    for (const name of [
+      hostVethName('podnet', 'c0ffee', 'eth0'),
+      hostVethName('n'.repeat(200), longId, 'net15'),
+    ]) {
+      assert.match(name, /^veth[0-9a-f]+$/);
+      assert.ok(isStrataVethName(name));
+      assert.ok(name.length <= 15, `${name} is ${name.length} characters`);
+      validateInterfaceName(name, 'host veth');
+    }
+  });
+
+  const variants: { what: string; a: [string, string, string]; b: [string, string, string] }[] = [
+    { what: 'network', a: ['podnet', 'c1', 'eth0'], b: ['podnet2', 'c1', 'eth0'] },
+    { what: 'container', a: ['podnet', 'c1', 'eth0'], b: ['podnet', 'c2', 'eth0'] },
+    { what: 'ifname', a: ['podnet', 'c1', 'eth0'], b: ['podnet', 'c1', 'net1'] },
+    // The parts are separated, so moving a character across the boundary changes the name.
+    { what: 'boundary', a: ['podnet', 'c1', 'eth0'], b: ['podnetc', '1', 'eth0'] },
+  ];
+  for (const v of variants) {
+    it(`differs when only the ${v.what} differs`, () => {
+      assert.notEqual(hostVethName(...v.a), hostVethName(...v.b));
+    });
+  }
+
+  it('does not collide across many pods of a node', () => {
+    const names = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      names.add(hostVethName('podnet', `${i.toString(16).padStart(8, '0')}deadbeef`, 'eth0'));
+    }
+    assert.equal(names.size, 5000);
+  });
+});
+
+describe('isStrataVethName', () => {
+  // GC deletes links by this test: it must never claim another plugin's veth.
+  for (const name of [
+    'veth12345678',
+    'vethABCDEF01234',
+    'veth0123456789ab',
+    'cali0123456789a',
+    'veth0123456789g',
+    'eth0',
+  ]) {
+    it(`does not claim ${name}`, () => {
+      assert.equal(isStrataVethName(name), false);
+    });
+  }
+});
+
+describe('ownerAlias', () => {
+  it('round-trips through parseOwnerAlias', () => {
+    const alias = ownerAlias('podnet', 'c0ffee_1.x-y', 'eth0');
+    assert.deepEqual(parseOwnerAlias(alias), {
+      network: 'podnet',
+      containerId: 'c0ffee_1.x-y',
+      ifname: 'eth0',
+    });
+  });
+
+  it('starts with the plugin name, so an operator reading `ip link` knows the owner', () => {
+    assert.equal(ownerAlias('podnet', 'c1', 'eth0'), 'strata-cni podnet c1 eth0');
+  });
+
+  const foreign = [
+    '',
+    'strata-cni',
+    'strata-cni podnet c1',
+    'strata-cni podnet c1 eth0 extra',
+    'bridge podnet c1 eth0',
+    'strata-cni  c1 eth0',
+  ];
+  for (const alias of foreign) {
+    it(`does not claim ${JSON.stringify(alias)}`, () => {
+      assert.equal(parseOwnerAlias(alias), undefined);
+    });
+  }
+});
+
+describe('planBridgeAddresses (reference bridge ensureAddr)', () => {
+  const cases: {
+    name: string;
+    existing: string[];
+    gateways: string[];
+    force: boolean;
+    plan: BridgeAddressPlan | 'error';
+  }[] = [
+    {
+      name: 'a new bridge gets the gateway',
+      existing: [],
+      gateways: ['10.1.0.1/24'],
+      force: false,
+      plan: { add: ['10.1.0.1/24'], remove: [] },
+    },
+    {
+      name: 'the same address is kept',
+      existing: ['10.1.0.1/24'],
+      gateways: ['10.1.0.1/24'],
+      force: false,
+      plan: { add: [], remove: [] },
+    },
+    {
+      name: 'a different IPv4 address is an error',
+      existing: ['10.9.0.1/24'],
+      gateways: ['10.1.0.1/24'],
+      force: false,
+      plan: 'error',
+    },
+    {
+      name: 'a different IPv4 address is replaced with forceAddress',
+      existing: ['10.9.0.1/24'],
+      gateways: ['10.1.0.1/24'],
+      force: true,
+      plan: { add: ['10.1.0.1/24'], remove: ['10.9.0.1/24'] },
+    },
+    {
+      // ensureAddr compares the IPNet strings: same IP, other mask, is a different address.
+      name: 'the gateway IP with another prefix length is a different address',
+      existing: ['10.1.0.1/16'],
+      gateways: ['10.1.0.1/24'],
+      force: false,
+      plan: 'error',
+    },
+    {
+      name: 'the gateway IP with another prefix length is replaced with forceAddress',
+      existing: ['10.1.0.1/16'],
+      gateways: ['10.1.0.1/24'],
+      force: true,
+      plan: { add: ['10.1.0.1/24'], remove: ['10.1.0.1/16'] },
+    },
+    {
+      // "Multiple IPv6 addresses are allowed on the bridge if the corresponding subnets do not overlap."
+      name: 'IPv6 in a non-overlapping subnet is added alongside',
+      existing: ['fd00:1::1/64'],
+      gateways: ['fd00:2::1/64'],
+      force: false,
+      plan: { add: ['fd00:2::1/64'], remove: [] },
+    },
+    {
+      name: 'IPv6 in an overlapping subnet is an error',
+      existing: ['fd00:1::1/64'],
+      gateways: ['fd00:1::2/64'],
+      force: false,
+      plan: 'error',
+    },
+    {
+      name: 'IPv6 in a subnet containing the existing one is an error',
+      existing: ['fd00:1:0:5::1/64'],
+      gateways: ['fd00:1::1/48'],
+      force: false,
+      plan: 'error',
+    },
+    {
+      name: 'IPv6 in an overlapping subnet is replaced with forceAddress',
+      existing: ['fd00:1::1/64'],
+      gateways: ['fd00:1::2/64'],
+      force: true,
+      plan: { add: ['fd00:1::2/64'], remove: ['fd00:1::1/64'] },
+    },
+    {
+      name: 'families do not conflict: dual stack on an IPv4 bridge',
+      existing: ['10.1.0.1/24'],
+      gateways: ['10.1.0.1/24', 'fd00::1/64'],
+      force: false,
+      plan: { add: ['fd00::1/64'], remove: [] },
+    },
+    {
+      name: 'an existing IPv6 address does not block a new IPv4 gateway',
+      existing: ['fd00::1/64'],
+      gateways: ['10.1.0.1/24'],
+      force: false,
+      plan: { add: ['10.1.0.1/24'], remove: [] },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      if (c.plan === 'error') {
+        assert.throws(() => planBridgeAddresses('cni0', c.existing, c.gateways, c.force), {
+          name: 'CniError',
+          code: CniErrorCode.InvalidNetworkConfig,
+          message: /bridge "cni0" already has address .*set forceAddress/,
+        });
+      } else {
+        assert.deepEqual(planBridgeAddresses('cni0', c.existing, c.gateways, c.force), c.plan);
+      }
+    });
+  }
+
+  it('names the bridge, the address it has and the one wanted', () => {
+    assert.throws(() => planBridgeAddresses('br-pods', ['10.9.0.1/24'], ['10.1.0.1/24'], false), {
+      message:
+        'bridge "br-pods" already has address 10.9.0.1/24, different from 10.1.0.1/24 (set forceAddress to replace it)',
+    });
+  });
+});
+
+const bridgeConfig: BridgeConfig = {
+  bridge: 'cni0',
+  isGateway: true,
+  isDefaultGateway: false,
+  forceAddress: false,
+  ipMasq: false,
+  hairpinMode: false,
+  promiscMode: false,
+  enableDad: false,
+  portIsolation: false,
+};
+
+describe('compileHostVeth', () => {
+  const host = {
+    config: bridgeConfig,
+    hostVeth: 'veth0123456789a',
+    alias: 'strata-cni podnet c1 eth0',
+    ifname: 'eth0',
+    netns: '/var/run/netns/pod',
+    mac: '02:00:00:00:00:05',
+  };
+
+  it('makes the pair in one line: host end on the bridge and up, container end in the pod; then the owner alias', () => {
+    assert.deepEqual(compileHostVeth(host), [
+      'link add veth0123456789a master cni0 up type veth peer name eth0 address 02:00:00:00:00:05 netns /var/run/netns/pod',
+      'link set veth0123456789a alias "strata-cni podnet c1 eth0"',
+    ]);
+  });
+
+  it('sets the mtu on both ends, and hairpin and isolation on the port', () => {
+    assert.deepEqual(
+      compileHostVeth({
+        ...host,
+        config: {
+          ...bridgeConfig,
+          bridge: 'br-pods',
+          mtu: 1450,
+          hairpinMode: true,
+          portIsolation: true,
+        },
+      }),
+      [
+        'link add veth0123456789a mtu 1450 master br-pods up type veth peer name eth0 mtu 1450 address 02:00:00:00:00:05 netns /var/run/netns/pod',
+        'link set veth0123456789a alias "strata-cni podnet c1 eth0"',
+        'link set veth0123456789a type bridge_slave hairpin on isolated on',
+      ],
+    );
+    assert.equal(
+      compileHostVeth({ ...host, config: { ...bridgeConfig, hairpinMode: true } })[2],
+      'link set veth0123456789a type bridge_slave hairpin on',
+    );
+  });
+
+  it('quotes a namespace path with spaces for ip -batch', () => {
+    const lines = compileHostVeth({ ...host, netns: '/run/netns/my pod' });
+    assert.match(lines[0] ?? '', / netns "\/run\/netns\/my pod"$/);
+  });
+});
+
+describe('compileBridgeAddresses', () => {
+  it('removes replaced gateway addresses before adding new ones; IPv6 gateways skip DAD', () => {
+    assert.deepEqual(
+      compileBridgeAddresses('cni0', {
+        remove: ['10.9.0.1/24'],
+        add: ['10.1.0.1/24', 'fd00::1/64'],
+      }),
+      [
+        'addr del 10.9.0.1/24 dev cni0',
+        'addr add 10.1.0.1/24 dev cni0',
+        'addr add fd00::1/64 dev cni0 nodad',
+      ],
+    );
+  });
+
+  it('is empty when the bridge already has its addresses', () => {
+    assert.deepEqual(compileBridgeAddresses('cni0', { add: [], remove: [] }), []);
+  });
+});
+
+describe('compileContainerSide', () => {
+  const ips = [
+    { address: '10.1.0.5/24', gateway: '10.1.0.1' },
+    { address: 'fd00::5/64', gateway: 'fd00::1' },
+  ];
+
+  it("adds the addresses, brings the link up, then routes via each family's gateway", () => {
+    assert.deepEqual(
+      compileContainerSide(
+        'eth0',
+        ips,
+        [{ dst: '0.0.0.0/0' }, { dst: '::/0' }, { dst: '192.0.2.0/24', gw: '10.1.0.254' }],
+        false,
+      ),
+      [
+        'addr add 10.1.0.5/24 dev eth0',
+        'addr add fd00::5/64 dev eth0 nodad',
+        'link set eth0 up',
+        'route add 0.0.0.0/0 via 10.1.0.1 dev eth0',
+        'route add ::/0 via fd00::1 dev eth0',
+        'route add 192.0.2.0/24 via 10.1.0.254 dev eth0',
+      ],
+    );
+  });
+
+  // Reference bridge: DAD is off in the container unless `enabledad` is set.
+  const dad: { enableDad: boolean; line: string }[] = [
+    { enableDad: false, line: 'addr add fd00::5/64 dev eth0 nodad' },
+    { enableDad: true, line: 'addr add fd00::5/64 dev eth0' },
+  ];
+  for (const c of dad) {
+    it(`enabledad ${c.enableDad}: ${c.line}`, () => {
+      const lines = compileContainerSide('eth0', ips, [], c.enableDad);
+      assert.equal(lines[1], c.line);
+      assert.equal(lines[0], 'addr add 10.1.0.5/24 dev eth0');
+    });
+  }
+
+  it('carries the 1.1.0 route fields to ip route', () => {
+    const [, , route] = compileContainerSide(
+      'eth0',
+      [{ address: '10.1.0.5/24', gateway: '10.1.0.1' }],
+      [{ dst: '198.51.100.0/24', priority: 100, table: 200, scope: 0, mtu: 1400, advmss: 1360 }],
+      false,
+    );
+    assert.equal(
+      route,
+      'route add 198.51.100.0/24 via 10.1.0.1 dev eth0 metric 100 table 200 scope 0 mtu 1400 advmss 1360',
+    );
+  });
+
+  it('adds an on-link route when the family has no gateway', () => {
+    const lines = compileContainerSide(
+      'eth0',
+      [{ address: '10.1.0.5/24' }],
+      [{ dst: '192.0.2.0/24' }],
+      false,
+    );
+    assert.equal(lines.at(-1), 'route add 192.0.2.0/24 dev eth0');
+  });
+});
+
+describe('gatewayPrefix and firstAddress', () => {
+  it('gives the gateway the prefix length of the pod address', () => {
+    assert.equal(gatewayPrefix({ address: '10.1.0.5/24', gateway: '10.1.0.1' }), '10.1.0.1/24');
+    assert.equal(gatewayPrefix({ address: 'fd00::5/64', gateway: 'fd00::1' }), 'fd00::1/64');
+    assert.equal(gatewayPrefix({ address: '10.1.0.5/24' }), undefined);
+  });
+
+  // Reference bridge calcGatewayIP: the subnet's first address.
+  it('firstAddress is the network address plus one', () => {
+    const p = parsePrefix('10.1.0.77/24');
+    const q = parsePrefix('fd00::77/64');
+    assert.ok(p && q);
+    assert.equal(firstAddress(p), '10.1.0.1');
+    assert.equal(firstAddress(q), 'fd00::1');
+  });
+});
