@@ -111,3 +111,22 @@ export function familyOf(text: string): IpFamily | undefined {
   const slash = text.indexOf('/');
   return parseIp(slash < 0 ? text : text.slice(0, slash))?.family;
 }
+
+/** The address in network byte order: 4 or 16 bytes. */
+export function ipBytes(ip: IpAddress): Uint8Array {
+  const bytes = new Uint8Array(familyBits(ip.family) / 8);
+  let v = ip.value;
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return bytes;
+}
+
+/** An address from 4 or 16 bytes in network byte order. */
+export function ipFromBytes(bytes: Uint8Array): IpAddress | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  let value = 0n;
+  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  return { family: bytes.length === 4 ? 4 : 6, value };
+}

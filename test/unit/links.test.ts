@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import type { BridgeConfig } from '../../src/cni/bridge/config.js';
 import {
   type BridgeAddressPlan,
-  compileBridgeAddresses,
+  type ContainerStep,
   compileContainerSide,
   compileHostVeth,
   firstAddress,
@@ -19,7 +19,7 @@ import {
 } from '../../src/cni/bridge/links.js';
 import { validateInterfaceName } from '../../src/cni/environment.js';
 import { CniErrorCode } from '../../src/cni/errors.js';
-import { parsePrefix } from '../../src/netaddr/ip.js';
+import { formatIp, formatPrefix, parsePrefix } from '../../src/netaddr/ip.js';
 
 describe('hostVethName', () => {
   it('is the same for the same attachment, so DEL finds it without the namespace', () => {
@@ -248,62 +248,51 @@ describe('compileHostVeth', () => {
     mac: '02:00:00:00:00:05',
   };
 
-  it('makes the pair in one line: host end on the bridge and up, container end in the pod; then the owner alias', () => {
-    assert.deepEqual(compileHostVeth(host), [
-      'link add veth0123456789a master cni0 up type veth peer name eth0 address 02:00:00:00:00:05 netns /var/run/netns/pod',
-      'link set veth0123456789a alias "strata-cni podnet c1 eth0"',
-    ]);
+  it('names both ends, gives the container end its MAC and the host end its owner alias', () => {
+    assert.deepEqual(compileHostVeth(host), {
+      name: 'veth0123456789a',
+      peer: { name: 'eth0', mac: '02:00:00:00:00:05' },
+      alias: 'strata-cni podnet c1 eth0',
+      port: {},
+    });
   });
 
-  it('sets the mtu on both ends, and hairpin and isolation on the port', () => {
+  it('sets the mtu on both ends, and hairpin and isolation on the bridge port', () => {
+    const plan = compileHostVeth({
+      ...host,
+      config: {
+        ...bridgeConfig,
+        bridge: 'br-pods',
+        mtu: 1450,
+        hairpinMode: true,
+        portIsolation: true,
+      },
+    });
+    assert.equal(plan.mtu, 1450);
+    assert.equal(plan.peer.mtu, 1450);
+    assert.deepEqual(plan.port, { hairpin_mode: '1', isolated: '1' });
     assert.deepEqual(
-      compileHostVeth({
-        ...host,
-        config: {
-          ...bridgeConfig,
-          bridge: 'br-pods',
-          mtu: 1450,
-          hairpinMode: true,
-          portIsolation: true,
-        },
-      }),
-      [
-        'link add veth0123456789a mtu 1450 master br-pods up type veth peer name eth0 mtu 1450 address 02:00:00:00:00:05 netns /var/run/netns/pod',
-        'link set veth0123456789a alias "strata-cni podnet c1 eth0"',
-        'link set veth0123456789a type bridge_slave hairpin on isolated on',
-      ],
+      compileHostVeth({ ...host, config: { ...bridgeConfig, hairpinMode: true } }).port,
+      { hairpin_mode: '1' },
     );
-    assert.equal(
-      compileHostVeth({ ...host, config: { ...bridgeConfig, hairpinMode: true } })[2],
-      'link set veth0123456789a type bridge_slave hairpin on',
-    );
-  });
-
-  it('quotes a namespace path with spaces for ip -batch', () => {
-    const lines = compileHostVeth({ ...host, netns: '/run/netns/my pod' });
-    assert.match(lines[0] ?? '', / netns "\/run\/netns\/my pod"$/);
   });
 });
 
-describe('compileBridgeAddresses', () => {
-  it('removes replaced gateway addresses before adding new ones; IPv6 gateways skip DAD', () => {
-    assert.deepEqual(
-      compileBridgeAddresses('cni0', {
-        remove: ['10.9.0.1/24'],
-        add: ['10.1.0.1/24', 'fd00::1/64'],
-      }),
-      [
-        'addr del 10.9.0.1/24 dev cni0',
-        'addr add 10.1.0.1/24 dev cni0',
-        'addr add fd00::1/64 dev cni0 nodad',
-      ],
-    );
-  });
-
-  it('is empty when the bridge already has its addresses', () => {
-    assert.deepEqual(compileBridgeAddresses('cni0', { add: [], remove: [] }), []);
-  });
-});
+/** A container step as the ip command that would do the same, to keep expectations readable. */
+function asIpCommand(step: ContainerStep): string {
+  if (step.op === 'up') return 'link set eth0 up';
+  if (step.op === 'address') {
+    return `addr add ${formatPrefix(step.prefix)} dev eth0${step.nodad ? ' nodad' : ''}`;
+  }
+  const r = step.route;
+  let line = `route add ${formatPrefix(r.dst)}${r.gateway ? ` via ${formatIp(r.gateway)}` : ''} dev eth0`;
+  if (r.priority !== undefined) line += ` metric ${r.priority}`;
+  if (r.table !== undefined) line += ` table ${r.table}`;
+  if (r.scope !== undefined) line += ` scope ${r.scope}`;
+  if (r.mtu !== undefined) line += ` mtu ${r.mtu}`;
+  if (r.advmss !== undefined) line += ` advmss ${r.advmss}`;
+  return line;
+}
 
 describe('compileContainerSide', () => {
   const ips = [
@@ -314,11 +303,10 @@ describe('compileContainerSide', () => {
   it("adds the addresses, brings the link up, then routes via each family's gateway", () => {
     assert.deepEqual(
       compileContainerSide(
-        'eth0',
         ips,
         [{ dst: '0.0.0.0/0' }, { dst: '::/0' }, { dst: '192.0.2.0/24', gw: '10.1.0.254' }],
         false,
-      ),
+      ).map(asIpCommand),
       [
         'addr add 10.1.0.5/24 dev eth0',
         'addr add fd00::5/64 dev eth0 nodad',
@@ -337,33 +325,43 @@ describe('compileContainerSide', () => {
   ];
   for (const c of dad) {
     it(`enabledad ${c.enableDad}: ${c.line}`, () => {
-      const lines = compileContainerSide('eth0', ips, [], c.enableDad);
+      const lines = compileContainerSide(ips, [], c.enableDad).map(asIpCommand);
       assert.equal(lines[1], c.line);
       assert.equal(lines[0], 'addr add 10.1.0.5/24 dev eth0');
     });
   }
 
-  it('carries the 1.1.0 route fields to ip route', () => {
+  it('carries the 1.1.0 route fields', () => {
     const [, , route] = compileContainerSide(
-      'eth0',
       [{ address: '10.1.0.5/24', gateway: '10.1.0.1' }],
       [{ dst: '198.51.100.0/24', priority: 100, table: 200, scope: 0, mtu: 1400, advmss: 1360 }],
       false,
     );
+    assert.ok(route);
     assert.equal(
-      route,
+      asIpCommand(route),
       'route add 198.51.100.0/24 via 10.1.0.1 dev eth0 metric 100 table 200 scope 0 mtu 1400 advmss 1360',
     );
   });
 
   it('adds an on-link route when the family has no gateway', () => {
-    const lines = compileContainerSide(
-      'eth0',
+    const steps = compileContainerSide(
       [{ address: '10.1.0.5/24' }],
       [{ dst: '192.0.2.0/24' }],
       false,
     );
-    assert.equal(lines.at(-1), 'route add 192.0.2.0/24 dev eth0');
+    const last = steps.at(-1);
+    assert.ok(last);
+    assert.equal(asIpCommand(last), 'route add 192.0.2.0/24 dev eth0');
+  });
+
+  it('refuses an address or a route that is not a prefix', () => {
+    assert.throws(() => compileContainerSide([{ address: 'banana' }], [], false), {
+      code: CniErrorCode.InvalidNetworkConfig,
+    });
+    assert.throws(() => compileContainerSide(ips, [{ dst: '10.0.0.0/40' }], false), {
+      code: CniErrorCode.InvalidNetworkConfig,
+    });
   });
 });
 

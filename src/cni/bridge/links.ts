@@ -1,19 +1,35 @@
 /**
  * The links of an attachment: the node's bridge, a veth pair with its host
  * end on the bridge and its container end named CNI_IFNAME in the pod's
- * namespace. Functions named compile* return `ip -batch` lines and touch
- * nothing; the others read or change the kernel.
+ * namespace. Functions named compile* and plan* decide and touch nothing;
+ * apply* and ensure* carry the decision out over rtnetlink.
  */
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { CniError, CniErrorCode } from '../errors.js';
 import type { CniIpConfig, CniRoute } from '../result.js';
-import { ipBatch, ipJsonBatchAsync, quoteBatchWord } from '../../kernel/ip.js';
-import { linkAttribute, linkKind } from '../../kernel/sysfs.js';
 import {
+  type RouteSpec,
+  addAddress,
+  addRoute,
+  createBridge,
+  createVethPair,
+  getLink,
+  deleteAddress,
+  linkIndex,
+  listAddresses,
+  setLinkAlias,
+  setLinkFlags,
+} from '../../kernel/netlink/route.js';
+import { IFF_PROMISC, IFF_UP } from '../../kernel/netlink/message.js';
+import { NetlinkError, type RouteSocket } from '../../kernel/netlink/socket.js';
+
+import {
+  type IpAddress,
   type IpPrefix,
-  familyOf,
   formatIp,
   formatPrefix,
   ipEqual,
+  parseIp,
   parsePrefix,
   prefixContains,
 } from '../../netaddr/ip.js';
@@ -70,46 +86,39 @@ export function randomMac(): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-const IFF_UP = 0x1;
-const IFF_PROMISC = 0x100;
-
 /**
  * Creates the bridge unless it exists, and makes sure it is up (and
  * promiscuous when asked), as the reference plugin's ensureBridge does for
- * new and existing bridges alike. An existing link of another kind is an error.
+ * new and existing bridges alike; returns its index. An existing link of
+ * another kind is an error.
  */
-export function ensureBridge(config: BridgeConfig): boolean {
-  const kind = linkKind(config.bridge);
-  if (kind === 'other') {
+export function ensureBridge(sock: RouteSocket, config: BridgeConfig): number {
+  // Asked of the kernel, not of /sys: a bridge another ADD is creating shows in /sys
+  // before its bridge/ directory does.
+  let link = getLink(sock, config.bridge);
+  if (!link) {
+    try {
+      createBridge(sock, config.bridge, { mtu: config.mtu, promisc: config.promiscMode });
+    } catch (error) {
+      // Another ADD may have created it between our look and our create.
+      if (!(error instanceof NetlinkError && error.code === 'EEXIST')) {
+        throw new CniError(CniErrorCode.Internal, `cannot create bridge ${config.bridge}`, {
+          cause: error,
+        });
+      }
+    }
+    link = getLink(sock, config.bridge);
+    if (!link) throw new CniError(CniErrorCode.Internal, `bridge ${config.bridge} vanished`);
+  }
+  if (link.kind !== 'bridge') {
     throw new CniError(
       CniErrorCode.InvalidNetworkConfig,
       `bridge: "${config.bridge}" already exists and is not a bridge`,
     );
   }
-  if (kind === 'bridge') {
-    const flags = Number.parseInt(linkAttribute(config.bridge, 'flags') ?? '0', 16);
-    const wanted: string[] = [];
-    if ((flags & IFF_UP) === 0) wanted.push('up');
-    if (config.promiscMode && (flags & IFF_PROMISC) === 0) wanted.push('promisc on');
-    if (wanted.length > 0) ipBatch([`link set ${config.bridge} ${wanted.join(' ')}`]);
-    return false;
-  }
-  const mtu = config.mtu ? ` mtu ${config.mtu}` : '';
-  const lines = [`link add name ${config.bridge}${mtu} type bridge`];
-  if (config.promiscMode) lines.push(`link set ${config.bridge} promisc on`);
-  lines.push(`link set ${config.bridge} up`);
-  try {
-    ipBatch(lines);
-  } catch (error) {
-    // Another ADD may have created it between our look and our create.
-    if (linkKind(config.bridge) !== 'bridge') {
-      throw new CniError(CniErrorCode.Internal, `cannot create bridge ${config.bridge}`, {
-        cause: error,
-      });
-    }
-    return ensureBridge(config);
-  }
-  return true;
+  const wanted = IFF_UP | (config.promiscMode ? IFF_PROMISC : 0);
+  if ((link.flags & wanted) !== wanted) setLinkFlags(sock, link.index, wanted);
+  return link.index;
 }
 
 export interface BridgeAddressPlan {
@@ -162,19 +171,32 @@ export function planBridgeAddresses(
   return plan;
 }
 
-/** The bridge's current addresses, as `address/prefix`. */
-export async function bridgeAddresses(bridge: string): Promise<string[]> {
-  const [links] = await ipJsonBatchAsync([`addr show dev ${bridge}`]);
-  const out: string[] = [];
-  for (const link of links ?? []) {
-    for (const a of (
-      link as { addr_info?: { local?: string; prefixlen?: number; scope?: string }[] }
-    ).addr_info ?? []) {
-      if (a.local && a.prefixlen !== undefined && a.scope !== 'link')
-        out.push(`${a.local}/${a.prefixlen}`);
+/** The bridge's current global addresses, as `address/prefix`. */
+export function bridgeAddresses(sock: RouteSocket, bridgeIndex: number): string[] {
+  return listAddresses(sock, bridgeIndex).map(formatPrefix);
+}
+
+/** Carries out a bridge address plan. */
+export function applyBridgeAddresses(
+  sock: RouteSocket,
+  bridgeIndex: number,
+  plan: BridgeAddressPlan,
+): void {
+  for (const text of plan.remove) {
+    const prefix = parsePrefix(text);
+    if (prefix) deleteAddress(sock, bridgeIndex, prefix);
+  }
+  for (const text of plan.add) {
+    const prefix = parsePrefix(text);
+    if (!prefix) continue;
+    try {
+      addAddress(sock, bridgeIndex, prefix, { nodad: prefix.address.family === 6 });
+    } catch (error) {
+      // A concurrent ADD put the same gateway address on first: as good as ours
+      // (the reference plugin's ensureAddr ignores EEXIST too).
+      if (!(error instanceof NetlinkError && error.code === 'EEXIST')) throw error;
     }
   }
-  return out;
 }
 
 export interface HostVeth {
@@ -186,62 +208,117 @@ export interface HostVeth {
   mac: string;
 }
 
+/** What the node's side of an attachment is made of: the pair, its alias, its bridge port flags. */
+export interface HostVethPlan {
+  name: string;
+  mtu?: number;
+  peer: { name: string; mac: string; mtu?: number };
+  alias: string;
+  /** Files under /sys/class/net/<name>/brport/ and the value each gets. */
+  port: Record<string, string>;
+}
+
+export function compileHostVeth(h: HostVeth): HostVethPlan {
+  const port: Record<string, string> = {};
+  if (h.config.hairpinMode) port.hairpin_mode = '1';
+  if (h.config.portIsolation) port.isolated = '1';
+  const plan: HostVethPlan = {
+    name: h.hostVeth,
+    peer: { name: h.ifname, mac: h.mac },
+    alias: h.alias,
+    port,
+  };
+  if (h.config.mtu) {
+    plan.mtu = h.config.mtu;
+    plan.peer.mtu = h.config.mtu;
+  }
+  return plan;
+}
+
 /**
- * ip lines for the node's side of the pair. The first line makes the whole
- * pair in one netlink request: the container end straight into the pod's
- * namespace (no move between namespaces), the host end already on the bridge
- * and up. The alias, which GC reads, follows at once.
+ * Makes the pair in one request (the container end straight into the pod's
+ * namespace, the host end already on the bridge and up), then writes the
+ * alias GC reads and the bridge port flags.
  */
-export function compileHostVeth(h: HostVeth): string[] {
-  const mtu = h.config.mtu ? ` mtu ${h.config.mtu}` : '';
-  const lines = [
-    `link add ${h.hostVeth}${mtu} master ${h.config.bridge} up type veth peer name ${h.ifname}${mtu} address ${h.mac} netns ${quoteBatchWord(h.netns)}`,
-    `link set ${h.hostVeth} alias ${quoteBatchWord(h.alias)}`,
-  ];
-  const port: string[] = [];
-  if (h.config.hairpinMode) port.push('hairpin on');
-  if (h.config.portIsolation) port.push('isolated on');
-  if (port.length > 0) lines.push(`link set ${h.hostVeth} type bridge_slave ${port.join(' ')}`);
-  return lines;
+export function applyHostVeth(
+  sock: RouteSocket,
+  plan: HostVethPlan,
+  bridgeIndex: number,
+  netns: string,
+): void {
+  const netnsFd = openSync(netns, 'r');
+  try {
+    createVethPair(sock, {
+      name: plan.name,
+      ...(plan.mtu ? { mtu: plan.mtu } : {}),
+      master: bridgeIndex,
+      peer: { ...plan.peer, netnsFd },
+    });
+  } finally {
+    closeSync(netnsFd);
+  }
+  setLinkAlias(sock, plan.name, plan.alias);
+  for (const [file, value] of Object.entries(plan.port)) {
+    writeFileSync(`/sys/class/net/${plan.name}/brport/${file}`, value);
+  }
 }
 
-/** ip lines that give the bridge its gateway addresses. */
-export function compileBridgeAddresses(bridge: string, plan: BridgeAddressPlan): string[] {
-  return [
-    ...plan.remove.map((a) => `addr del ${a} dev ${bridge}`),
-    ...plan.add.map((a) => `addr add ${a} dev ${bridge}${familyOf(a) === 6 ? ' nodad' : ''}`),
-  ];
-}
+/** One change inside the pod, in order. */
+export type ContainerStep =
+  | { op: 'address'; prefix: IpPrefix; nodad: boolean }
+  | { op: 'up' }
+  | { op: 'route'; route: Omit<RouteSpec, 'oif'> };
 
-function routeLine(route: CniRoute, ifname: string, gateways: Map<number, string>): string {
-  const family = familyOf(route.dst);
-  const gw = route.gw ?? (family ? gateways.get(family) : undefined);
-  let line = `route add ${route.dst}${gw ? ` via ${gw}` : ''} dev ${ifname}`;
-  if (route.priority !== undefined) line += ` metric ${route.priority}`;
-  if (route.table !== undefined) line += ` table ${route.table}`;
-  if (route.scope !== undefined) line += ` scope ${route.scope}`;
-  if (route.mtu !== undefined) line += ` mtu ${route.mtu}`;
-  if (route.advmss !== undefined) line += ` advmss ${route.advmss}`;
-  return line;
-}
-
-/** ip lines inside the pod: addresses, link up, routes (a route without gw goes via its family's gateway). */
+/**
+ * The pod's side: its addresses, the link up, its routes. A route without a
+ * gateway goes via its family's gateway (libcni's ConfigureIface); IPv6
+ * addresses skip duplicate address detection unless `enabledad`.
+ */
 export function compileContainerSide(
-  ifname: string,
   ips: readonly CniIpConfig[],
   routes: readonly CniRoute[],
   enableDad: boolean,
-): string[] {
-  const lines: string[] = [];
-  const gateways = new Map<number, string>();
+): ContainerStep[] {
+  const steps: ContainerStep[] = [];
+  const gateways = new Map<number, IpAddress>();
   for (const ip of ips) {
-    const family = familyOf(ip.address);
-    lines.push(`addr add ${ip.address} dev ${ifname}${family === 6 && !enableDad ? ' nodad' : ''}`);
-    if (ip.gateway && family && !gateways.has(family)) gateways.set(family, ip.gateway);
+    const prefix = parsePrefix(ip.address);
+    if (!prefix) {
+      throw new CniError(CniErrorCode.InvalidNetworkConfig, `invalid address "${ip.address}"`);
+    }
+    steps.push({ op: 'address', prefix, nodad: prefix.address.family === 6 && !enableDad });
+    const gateway = ip.gateway ? parseIp(ip.gateway) : undefined;
+    if (gateway && !gateways.has(gateway.family)) gateways.set(gateway.family, gateway);
   }
-  lines.push(`link set ${ifname} up`);
-  for (const route of routes) lines.push(routeLine(route, ifname, gateways));
-  return lines;
+  steps.push({ op: 'up' });
+  for (const r of routes) {
+    const dst = parsePrefix(r.dst);
+    if (!dst) throw new CniError(CniErrorCode.InvalidNetworkConfig, `invalid route "${r.dst}"`);
+    const gateway = r.gw ? parseIp(r.gw) : gateways.get(dst.address.family);
+    const route: Omit<RouteSpec, 'oif'> = { dst };
+    if (gateway) route.gateway = gateway;
+    for (const key of ['priority', 'table', 'scope', 'mtu', 'advmss'] as const) {
+      if (r[key] !== undefined) route[key] = r[key];
+    }
+    steps.push({ op: 'route', route });
+  }
+  return steps;
+}
+
+/** Carries the pod's side out, over a socket in the pod's namespace. */
+export function applyContainerSide(
+  sock: RouteSocket,
+  ifname: string,
+  steps: readonly ContainerStep[],
+): void {
+  const index = linkIndex(sock, ifname);
+  if (index === undefined)
+    throw new CniError(CniErrorCode.Internal, `${ifname} vanished from the pod`);
+  for (const step of steps) {
+    if (step.op === 'address') addAddress(sock, index, step.prefix, { nodad: step.nodad });
+    else if (step.op === 'up') setLinkFlags(sock, index, IFF_UP);
+    else addRoute(sock, { ...step.route, oif: index });
+  }
 }
 
 /** The gateway address the bridge should carry for an IP config: the gateway with the subnet's prefix length. */

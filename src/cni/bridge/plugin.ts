@@ -23,8 +23,8 @@ import {
   listMasquerade,
   type MasqueradeEntry,
 } from '../masquerade.js';
-import { ipBatchAsync } from '../../kernel/ip.js';
-import { settleAll } from '../../kernel/command.js';
+import { deleteLink } from '../../kernel/netlink/route.js';
+import { NetlinkError, RouteSocket } from '../../kernel/netlink/socket.js';
 import {
   ensureSysctl,
   linkAttribute,
@@ -39,7 +39,9 @@ import { type BridgeConfig, parseBridgeConfig } from './config.js';
 import {
   bridgeAddresses,
   compileContainerSide,
-  compileBridgeAddresses,
+  applyBridgeAddresses,
+  applyContainerSide,
+  applyHostVeth,
   compileHostVeth,
   ensureBridge,
   firstAddress,
@@ -141,22 +143,11 @@ async function release(conf: NetConf, env: CniEnvironment, stdin: string): Promi
   return [];
 }
 
-async function deleteLink(name: string): Promise<void> {
-  if (linkKind(name) === 'absent') return;
-  try {
-    await ipBatchAsync([`link del ${name}`]);
-  } catch (error) {
-    // Gone between the look and the delete is as good as deleted.
-    if (linkKind(name) !== 'absent') throw error;
-  }
-}
-
 /**
- * ADD. Steps that do not depend on each other run at once, as separate
- * processes on separate cores: the veth pair is made while IPAM allocates
- * and the bridge's addresses are read; the pod's addresses and routes are set
- * while the masquerade elements and any gateway address go in. Whatever
- * fails, every step already taken is undone once its siblings have settled.
+ * ADD, in the order that keeps a crash recoverable: the allocation first
+ * (the durable record GC starts from), then the links over rtnetlink in this
+ * process, while the masquerade elements go in through nft in a process of
+ * their own. Whatever fails, every step already taken is undone.
  */
 async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<CniResult> {
   checkArgs(env.args, knownArgs);
@@ -171,48 +162,19 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
   const hostVeth = hostVethName(conf.name, env.containerId, env.ifname);
   const mac = config.mac ?? randomMac();
   checkpoint('start');
-  const undo: (() => Promise<unknown>)[] = [];
+  const node = await RouteSocket.open();
+  const undo: (() => Promise<unknown> | undefined)[] = [];
+  let masqueradeStep: Promise<void> = Promise.resolve();
   try {
-    ensureBridge(config);
-    checkpoint('after-bridge');
-    // A host end under this name can only be left from a crashed attempt of this very attachment.
-    await deleteLink(hostVeth);
-
-    undo.push(() => deleteLink(hostVeth));
-    const vethStep = ipBatchAsync(
-      compileHostVeth({
-        config,
-        hostVeth,
-        alias: ownerAlias(conf.name, env.containerId, env.ifname),
-        ifname: env.ifname,
-        netns: env.netns,
-        mac,
-      }),
-    ).catch((error: unknown) => {
-      if ((error as Error).message.includes('File exists') && linkKind(hostVeth) === 'absent') {
-        throw new CniError(
-          CniErrorCode.InvalidNetworkConfig,
-          `container interface ${env.ifname} already exists in ${env.netns}`,
-          { cause: error },
-        );
-      }
-      throw error;
-    });
-    const addressesStep = config.isGateway ? bridgeAddresses(config.bridge) : Promise.resolve([]);
-    const ipamStep = allocate(conf, env, stdin).then((ipam) => {
-      undo.push(() => release(conf, env, stdin));
-      checkpoint('after-ipam');
-      return ipam;
-    });
-    const [, existing, ipam] = await settleAll([vethStep, addressesStep, ipamStep] as const);
-    checkpoint('after-veth');
+    const ipam = await allocate(conf, env, stdin);
+    undo.push(() => release(conf, env, stdin));
+    checkpoint('after-ipam');
 
     const result = emptyResult();
     result.ips = ipam.ips;
     result.routes = ipam.routes;
     result.dns = conf.dns.nameservers?.length || conf.dns.search?.length ? conf.dns : ipam.dns;
     const gateways = planGateways(config, result);
-    const bridgePlan = planBridgeAddresses(config.bridge, existing, gateways, config.forceAddress);
     const masquerade = config.ipMasq
       ? masqueradeEntries(
           conf,
@@ -220,22 +182,69 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
           result.ips.map((ip) => ip.address),
         )
       : [];
-    if (masquerade.length > 0) undo.push(() => applyMasqueradeRemove(masquerade));
-    await settleAll([
-      ipBatchAsync(compileContainerSide(env.ifname, result.ips, result.routes, config.enableDad), {
-        netns: env.netns,
-      }),
-      ipBatchAsync(compileBridgeAddresses(config.bridge, bridgePlan)),
-      applyMasqueradeAdd(masquerade),
-    ] as const);
+    if (masquerade.length > 0) {
+      undo.push(() => applyMasqueradeRemove(masquerade));
+      masqueradeStep = applyMasqueradeAdd(masquerade);
+    }
+    const containerSteps = compileContainerSide(result.ips, result.routes, config.enableDad);
+
+    const bridgeIndex = ensureBridge(node, config);
+    checkpoint('after-bridge');
+    const bridgePlan = planBridgeAddresses(
+      config.bridge,
+      gateways.length > 0 ? bridgeAddresses(node, bridgeIndex) : [],
+      gateways,
+      config.forceAddress,
+    );
+
+    // A host end under this name can only be left from a crashed attempt of this very attachment.
+    deleteLink(node, hostVeth);
+    undo.push(() => {
+      deleteLink(node, hostVeth);
+      return undefined;
+    });
+    const vethPlan = compileHostVeth({
+      config,
+      hostVeth,
+      alias: ownerAlias(conf.name, env.containerId, env.ifname),
+      ifname: env.ifname,
+      netns: env.netns,
+      mac,
+    });
+    try {
+      applyHostVeth(node, vethPlan, bridgeIndex, env.netns);
+    } catch (error) {
+      if (
+        error instanceof NetlinkError &&
+        error.code === 'EEXIST' &&
+        linkKind(hostVeth) === 'absent'
+      ) {
+        throw new CniError(
+          CniErrorCode.InvalidNetworkConfig,
+          `container interface ${env.ifname} already exists in ${env.netns}`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    applyBridgeAddresses(node, bridgeIndex, bridgePlan);
+    checkpoint('after-veth');
+
+    const pod = await RouteSocket.open(env.netns);
+    try {
+      applyContainerSide(pod, env.ifname, containerSteps);
+    } finally {
+      pod.close();
+    }
     checkpoint('after-container');
-    if (masquerade.length > 0) checkpoint('after-masquerade');
 
     if (config.isGateway) {
       const families = new Set(result.ips.map((ip) => familyOf(ip.address)));
       if (families.has(4)) ensureSysctl('net.ipv4.ip_forward', '1');
       if (families.has(6)) ensureSysctl('net.ipv6.conf.all.forwarding', '1');
     }
+    await masqueradeStep;
+    if (masquerade.length > 0) checkpoint('after-masquerade');
 
     result.interfaces = [
       { name: config.bridge, mac: linkAttribute(config.bridge, 'address') ?? '' },
@@ -246,6 +255,8 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     checkpoint('done');
     return result;
   } catch (error) {
+    // A sibling step still running must finish before its undo runs.
+    await masqueradeStep.catch(() => undefined);
     for (const step of undo.reverse()) {
       try {
         await step();
@@ -254,22 +265,25 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
       }
     }
     throw error;
+  } finally {
+    node.close();
   }
 }
 
 /**
- * DEL. Removing the host end takes the container end with it; the link,
- * the masquerade elements and the allocation go at once (the kernel waits an
- * RCU grace period for both the link and the elements). Anything already
- * gone is success (CNI spec 1.1.0, "DEL").
+ * DEL. Removing the host end takes the container end with it. The kernel
+ * makes both the link deletion and the element deletion wait an RCU grace
+ * period, so the nft process removing the masquerade elements runs while
+ * this one deletes the link. Anything already gone is success (CNI spec
+ * 1.1.0, "DEL").
  */
 async function del(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
   checkArgs(env.args, knownArgs);
   const config = parseBridgeConfig(conf);
   const hostVeth = hostVethName(conf.name, env.containerId, env.ifname);
-  const linkStep = deleteLink(hostVeth);
-  const masqueradeStep = release(conf, env, stdin).then(async (released) => {
-    if (!config.ipMasq) return;
+  const released = await release(conf, env, stdin);
+  let masqueradeStep: Promise<void> = Promise.resolve();
+  if (config.ipMasq) {
     const addresses =
       released.length > 0 ? released : (conf.prevResult?.ips ?? []).map((ip) => ip.address);
     let entries = masqueradeEntries(conf, hostVeth, addresses);
@@ -278,9 +292,18 @@ async function del(conf: NetConf, env: CniEnvironment, stdin: string): Promise<v
       const owner = masqueradeOwner(conf, hostVeth);
       entries = listMasquerade().filter((e) => e.owner === owner);
     }
-    await applyMasqueradeRemove(entries);
-  });
-  await settleAll([linkStep, masqueradeStep] as const);
+    masqueradeStep = applyMasqueradeRemove(entries);
+  }
+  try {
+    const node = await RouteSocket.open();
+    try {
+      deleteLink(node, hostVeth);
+    } finally {
+      node.close();
+    }
+  } finally {
+    await masqueradeStep;
+  }
 }
 
 async function check(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
@@ -331,7 +354,12 @@ async function gc(conf: NetConf, env: CniEnvironment, stdin: string): Promise<vo
     else if (alias === '' && isStrataVethName(link) && linkMaster(link) === config.bridge)
       stale.add(link);
   }
-  await settleAll([...stale].map((link) => deleteLink(link)));
+  const node = await RouteSocket.open();
+  try {
+    for (const link of stale) deleteLink(node, link);
+  } finally {
+    node.close();
+  }
 
   const prefix = `${conf.name.slice(0, 64)} `;
   const leftovers = listMasquerade().filter(

@@ -92,6 +92,9 @@ interface ExecOutcome {
   spawnError?: NodeJS.ErrnoException;
 }
 
+/** After the plugin exits, how long to wait for pipes a leftover child of it may still hold. */
+const pipeGraceMs = 1000;
+
 function spawnOnce(
   file: string,
   args: readonly string[],
@@ -104,11 +107,14 @@ function spawnOnce(
     const stderr: Buffer[] = [];
     let timedOut = false;
     let settled = false;
-    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let grace: NodeJS.Timeout | undefined;
+    // Its own process group, so a timeout kills the plugin and whatever it started.
+    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const finish = (outcome: Omit<ExecOutcome, 'stdout' | 'stderr' | 'timedOut'>): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(grace);
       resolve({
         ...outcome,
         stdout: Buffer.concat(stdout).toString('utf8'),
@@ -118,7 +124,11 @@ function spawnOnce(
     };
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
@@ -126,6 +136,11 @@ function spawnOnce(
     child.stdin.on('error', () => undefined);
     child.on('error', (error: NodeJS.ErrnoException) => {
       finish({ status: null, signal: null, spawnError: error });
+    });
+    child.on('exit', (status, signal) => {
+      grace = setTimeout(() => {
+        finish({ status, signal });
+      }, pipeGraceMs);
     });
     child.on('close', (status, signal) => {
       finish({ status, signal });
@@ -148,7 +163,12 @@ export function formatCniArgs(args: readonly (readonly [string, string])[] = [])
 }
 
 /** The plugin's error object, or a message from stderr when it printed none (libcni pluginErr). */
-function pluginFailure(type: string, request: PluginRequest, outcome: ExecOutcome): PluginError {
+function pluginFailure(
+  type: string,
+  request: PluginRequest,
+  outcome: ExecOutcome,
+  timeoutMs: number,
+): PluginError {
   const label = request.label ?? type;
   if (outcome.spawnError) {
     return new PluginError(
@@ -167,7 +187,7 @@ function pluginFailure(type: string, request: PluginRequest, outcome: ExecOutcom
       type,
       request.command,
       CniErrorCode.Internal,
-      'did not finish in time and was killed',
+      `did not finish within ${timeoutMs} ms and was killed`,
       {
         label,
       },
@@ -239,7 +259,7 @@ export async function execPlugin(
     outcome = await spawnOnce(file, args, env, stdin, timeoutMs);
   }
   if (outcome.spawnError || outcome.timedOut || outcome.status !== 0) {
-    throw pluginFailure(type, request, outcome);
+    throw pluginFailure(type, request, outcome, timeoutMs);
   }
   return outcome.stdout;
 }

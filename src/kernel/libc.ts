@@ -1,0 +1,65 @@
+/**
+ * The few libc calls Node cannot make itself: flock(2) for the IPAM store,
+ * and socket/send/recv/setns for rtnetlink. The compiled plugin reaches
+ * libc through Bun's built-in FFI; under Node the same functions come from
+ * koffi. Loading costs well under a millisecond and happens once.
+ */
+export interface Libc {
+  flock(fd: number, operation: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  send(fd: number, buffer: Uint8Array, length: number, flags: number): number;
+  recv(fd: number, buffer: Uint8Array, length: number, flags: number): number;
+  setns(fd: number, nstype: number): number;
+  /** errno after the last failed call. */
+  errno(): number;
+}
+
+let loaded: Libc | undefined;
+
+async function loadWithBun(): Promise<Libc> {
+  const { dlopen, FFIType, read } = await import('bun:ffi');
+  const { i32, u64, ptr } = FFIType;
+  const lib = dlopen('libc.so.6', {
+    flock: { args: [i32, i32], returns: i32 },
+    socket: { args: [i32, i32, i32], returns: i32 },
+    send: { args: [i32, ptr, u64, i32], returns: i32 },
+    recv: { args: [i32, ptr, u64, i32], returns: i32 },
+    setns: { args: [i32, i32], returns: i32 },
+    __errno_location: { args: [], returns: ptr },
+  });
+  const s = lib.symbols as Record<string, (...args: unknown[]) => unknown>;
+  const call = (name: string, ...args: unknown[]): number => {
+    const fn = s[name];
+    if (!fn) throw new Error(`libc has no ${name}`);
+    return Number(fn(...args));
+  };
+  return {
+    flock: (fd, op) => call('flock', fd, op),
+    socket: (d, t, p) => call('socket', d, t, p),
+    send: (fd, b, n, f) => call('send', fd, b, n, f),
+    recv: (fd, b, n, f) => call('recv', fd, b, n, f),
+    setns: (fd, t) => call('setns', fd, t),
+    errno: () => read.i32(s.__errno_location?.(), 0),
+  };
+}
+
+async function loadWithKoffi(): Promise<Libc> {
+  const koffi = (await import('koffi')).default;
+  const lib = koffi.load('libc.so.6');
+  const flock = lib.func('int flock(int, int)') as (fd: number, op: number) => number;
+  const socket = lib.func('int socket(int, int, int)') as (
+    d: number,
+    t: number,
+    p: number,
+  ) => number;
+  const send = lib.func('int send(int, const void *, size_t, int)') as Libc['send'];
+  const recv = lib.func('int recv(int, _Out_ void *, size_t, int)') as Libc['recv'];
+  const setns = lib.func('int setns(int, int)') as (fd: number, t: number) => number;
+  return { flock, socket, send, recv, setns, errno: () => koffi.errno() };
+}
+
+/** libc, loaded on first use. */
+export async function libc(): Promise<Libc> {
+  loaded ??= await (process.versions.bun ? loadWithBun() : loadWithKoffi());
+  return loaded;
+}

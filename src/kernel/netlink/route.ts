@@ -1,0 +1,291 @@
+/**
+ * The rtnetlink operations a CNI plugin needs, each one request on a
+ * RouteSocket: links (bridge, veth pair, alias, flags, delete), addresses
+ * and routes. The same requests `ip link`, `ip addr` and `ip route` send,
+ * without a process per step.
+ */
+import {
+  type IpAddress,
+  type IpPrefix,
+  formatPrefix,
+  ipBytes,
+  ipFromBytes,
+} from '../../netaddr/ip.js';
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  type Attribute,
+  IFA_ADDRESS,
+  IFA_F_NODAD,
+  IFA_FLAGS,
+  IFA_LOCAL,
+  IFF_PROMISC,
+  IFF_UP,
+  IFLA_ADDRESS,
+  IFLA_IFALIAS,
+  IFLA_IFNAME,
+  IFLA_INFO_DATA,
+  IFLA_INFO_KIND,
+  IFLA_LINKINFO,
+  IFLA_MASTER,
+  IFLA_MTU,
+  IFLA_NET_NS_FD,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_EXCL,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_METRICS,
+  RTA_OIF,
+  RTA_PRIORITY,
+  RTA_TABLE,
+  RTAX_ADVMSS,
+  RTAX_MTU,
+  RTM_DELADDR,
+  RTM_DELLINK,
+  RTM_GETADDR,
+  RTM_GETLINK,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  RTM_SETLINK,
+  RT_SCOPE_LINK,
+  RT_SCOPE_UNIVERSE,
+  RT_TABLE_MAIN,
+  VETH_INFO_PEER,
+  cstring,
+  decodeAttributes,
+  encodeAttributes,
+  ifaddrmsg,
+  ifinfomsg,
+  macBytes,
+  rtmsg,
+  u32,
+} from './message.js';
+import { NetlinkError, type RouteSocket } from './socket.js';
+
+const familyCode = { 4: AF_INET, 6: AF_INET6 } as const;
+
+export interface LinkInfo {
+  index: number;
+  flags: number;
+  /** IFLA_INFO_KIND: "bridge", "veth", ...; empty for a link with no kind (a physical one). */
+  kind: string;
+}
+
+/** A link by name, as the kernel sees it now; undefined when there is no such link. */
+export function getLink(sock: RouteSocket, name: string): LinkInfo | undefined {
+  let reply;
+  try {
+    [reply] = sock.request(`looking up ${name}`, RTM_GETLINK, 0, ifinfomsg(), [
+      { type: IFLA_IFNAME, value: cstring(name) },
+    ]);
+  } catch (error) {
+    if (error instanceof NetlinkError && error.code === 'ENODEV') return undefined;
+    throw error;
+  }
+  if (!reply) return undefined;
+  const attrs = decodeAttributes(reply.payload.subarray(16));
+  const linkinfo = attrs.get(IFLA_LINKINFO);
+  const kind = linkinfo ? decodeAttributes(linkinfo).get(IFLA_INFO_KIND) : undefined;
+  return {
+    index: reply.payload.readInt32LE(4),
+    flags: reply.payload.readUInt32LE(8),
+    kind: kind ? kind.toString('utf8').replace(/\0+$/, '') : '',
+  };
+}
+
+/** A link's index by name; undefined when there is no such link. */
+export function linkIndex(sock: RouteSocket, name: string): number | undefined {
+  return getLink(sock, name)?.index;
+}
+
+/** Creates a bridge, up (and promiscuous when asked). */
+export function createBridge(
+  sock: RouteSocket,
+  name: string,
+  options: { mtu?: number; promisc?: boolean },
+): void {
+  const flags = IFF_UP | (options.promisc ? IFF_PROMISC : 0);
+  const attrs: Attribute[] = [{ type: IFLA_IFNAME, value: cstring(name) }];
+  if (options.mtu) attrs.push({ type: IFLA_MTU, value: u32(options.mtu) });
+  attrs.push({ type: IFLA_LINKINFO, value: [{ type: IFLA_INFO_KIND, value: cstring('bridge') }] });
+  sock.request(
+    `creating bridge ${name}`,
+    RTM_NEWLINK,
+    NLM_F_CREATE | NLM_F_EXCL,
+    ifinfomsg({ flags, change: flags }),
+    attrs,
+  );
+}
+
+/** Sets (and only sets) the given flags on a link. */
+export function setLinkFlags(sock: RouteSocket, index: number, flags: number): void {
+  sock.request(
+    `setting flags on link ${index}`,
+    RTM_SETLINK,
+    0,
+    ifinfomsg({ index, flags, change: flags }),
+  );
+}
+
+export interface VethPair {
+  name: string;
+  mtu?: number;
+  /** Index of the bridge the host end joins. */
+  master?: number;
+  peer: { name: string; mac?: string; mtu?: number; netnsFd: number };
+}
+
+/**
+ * Creates a veth pair in one request: the peer is born in the namespace of
+ * `peer.netnsFd` (no move between namespaces), the host end joins its
+ * master and comes up.
+ */
+export function createVethPair(sock: RouteSocket, pair: VethPair): void {
+  const peer: Attribute[] = [{ type: IFLA_IFNAME, value: cstring(pair.peer.name) }];
+  if (pair.peer.mac) peer.push({ type: IFLA_ADDRESS, value: macBytes(pair.peer.mac) });
+  if (pair.peer.mtu) peer.push({ type: IFLA_MTU, value: u32(pair.peer.mtu) });
+  peer.push({ type: IFLA_NET_NS_FD, value: u32(pair.peer.netnsFd) });
+  const attrs: Attribute[] = [{ type: IFLA_IFNAME, value: cstring(pair.name) }];
+  if (pair.mtu) attrs.push({ type: IFLA_MTU, value: u32(pair.mtu) });
+  if (pair.master !== undefined) attrs.push({ type: IFLA_MASTER, value: u32(pair.master) });
+  attrs.push({
+    type: IFLA_LINKINFO,
+    value: [
+      { type: IFLA_INFO_KIND, value: cstring('veth') },
+      {
+        type: IFLA_INFO_DATA,
+        value: [
+          { type: VETH_INFO_PEER, value: Buffer.concat([ifinfomsg(), encodeAttributes(peer)]) },
+        ],
+      },
+    ],
+  });
+  sock.request(
+    `creating veth pair ${pair.name}/${pair.peer.name}`,
+    RTM_NEWLINK,
+    NLM_F_CREATE | NLM_F_EXCL,
+    ifinfomsg({ flags: IFF_UP, change: IFF_UP }),
+    attrs,
+  );
+}
+
+/** Sets a link's alias (ifalias), by name. */
+export function setLinkAlias(sock: RouteSocket, name: string, alias: string): void {
+  sock.request(`setting the alias of ${name}`, RTM_SETLINK, 0, ifinfomsg(), [
+    { type: IFLA_IFNAME, value: cstring(name) },
+    { type: IFLA_IFALIAS, value: Buffer.from(alias, 'utf8') },
+  ]);
+}
+
+/** Deletes a link by name; false when it did not exist. */
+export function deleteLink(sock: RouteSocket, name: string): boolean {
+  try {
+    sock.request(`deleting ${name}`, RTM_DELLINK, 0, ifinfomsg(), [
+      { type: IFLA_IFNAME, value: cstring(name) },
+    ]);
+    return true;
+  } catch (error) {
+    if (error instanceof NetlinkError && error.code === 'ENODEV') return false;
+    throw error;
+  }
+}
+
+function addressAttributes(prefix: IpPrefix): Attribute[] {
+  const bytes = ipBytes(prefix.address);
+  return [
+    { type: IFA_LOCAL, value: bytes },
+    { type: IFA_ADDRESS, value: bytes },
+  ];
+}
+
+/** Adds an address (with its prefix length) to a link; IPv6 with `nodad` skips duplicate address detection. */
+export function addAddress(
+  sock: RouteSocket,
+  index: number,
+  prefix: IpPrefix,
+  options: { nodad?: boolean } = {},
+): void {
+  const flags = options.nodad ? IFA_F_NODAD : 0;
+  const attrs = addressAttributes(prefix);
+  if (flags) attrs.push({ type: IFA_FLAGS, value: u32(flags) });
+  sock.request(
+    `adding address ${describePrefix(prefix)}`,
+    RTM_NEWADDR,
+    NLM_F_CREATE | NLM_F_EXCL,
+    ifaddrmsg(familyCode[prefix.address.family], prefix.length, flags, index),
+    attrs,
+  );
+}
+
+export function deleteAddress(sock: RouteSocket, index: number, prefix: IpPrefix): void {
+  sock.request(
+    `deleting address ${describePrefix(prefix)}`,
+    RTM_DELADDR,
+    0,
+    ifaddrmsg(familyCode[prefix.address.family], prefix.length, 0, index),
+    addressAttributes(prefix),
+  );
+}
+
+/** The global addresses of a link (the kernel's own link-local ones are left out). */
+export function listAddresses(sock: RouteSocket, index: number): IpPrefix[] {
+  const replies = sock.request(
+    'listing addresses',
+    RTM_GETADDR,
+    NLM_F_DUMP,
+    ifaddrmsg(AF_UNSPEC, 0, 0, 0),
+  );
+  const out: IpPrefix[] = [];
+  for (const m of replies) {
+    const length = m.payload.readUInt8(1);
+    const scope = m.payload.readUInt8(3);
+    if (m.payload.readUInt32LE(4) !== index || scope === RT_SCOPE_LINK) continue;
+    const attrs = decodeAttributes(m.payload.subarray(8));
+    const raw = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
+    const address = raw ? ipFromBytes(raw) : undefined;
+    if (address) out.push({ address, length });
+  }
+  return out;
+}
+
+export interface RouteSpec {
+  dst: IpPrefix;
+  gateway?: IpAddress;
+  oif: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+  mtu?: number;
+  advmss?: number;
+}
+
+/** Adds a route; without a gateway it is a link-scope route on `oif`. */
+export function addRoute(sock: RouteSocket, route: RouteSpec): void {
+  const family = route.dst.address.family;
+  const table = route.table ?? RT_TABLE_MAIN;
+  const scope = route.scope ?? (route.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
+  const attrs: Attribute[] = [];
+  if (route.dst.length > 0) attrs.push({ type: RTA_DST, value: ipBytes(route.dst.address) });
+  if (route.gateway) attrs.push({ type: RTA_GATEWAY, value: ipBytes(route.gateway) });
+  attrs.push({ type: RTA_OIF, value: u32(route.oif) });
+  if (route.priority !== undefined) attrs.push({ type: RTA_PRIORITY, value: u32(route.priority) });
+  if (table > 255) attrs.push({ type: RTA_TABLE, value: u32(table) });
+  const metrics: Attribute[] = [];
+  if (route.mtu !== undefined) metrics.push({ type: RTAX_MTU, value: u32(route.mtu) });
+  if (route.advmss !== undefined) metrics.push({ type: RTAX_ADVMSS, value: u32(route.advmss) });
+  if (metrics.length > 0) attrs.push({ type: RTA_METRICS, value: metrics });
+  sock.request(
+    `adding route to ${describePrefix(route.dst)}`,
+    RTM_NEWROUTE,
+    NLM_F_CREATE | NLM_F_EXCL,
+    rtmsg({ family: familyCode[family], dstLength: route.dst.length, table, scope }),
+    attrs,
+  );
+}
+
+function describePrefix(prefix: IpPrefix): string {
+  return formatPrefix(prefix);
+}

@@ -1,0 +1,164 @@
+/**
+ * A NETLINK_ROUTE socket, optionally in another network namespace: the
+ * thread enters the namespace with setns(2), opens the socket (a socket
+ * belongs to the namespace it was made in for its whole life) and returns
+ * at once. Requests are synchronous: send, then read until the kernel's
+ * acknowledgement or the end of a dump.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { constants } from 'node:os';
+import { type Libc, libc } from '../libc.js';
+import {
+  type Attribute,
+  type DecodedMessage,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  decodeMessages,
+  encodeMessage,
+  errorCode,
+} from './message.js';
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_ROUTE = 0;
+const CLONE_NEWNET = 0x40000000;
+const EINTR = 4;
+
+/** The kernel refused a request: `code` is the errno's name (EEXIST, ENODEV, ...). */
+export class NetlinkError extends Error {
+  readonly errno: number;
+  readonly code: string;
+
+  constructor(operation: string, errno: number) {
+    super(`${operation}: ${describe(errnoName(errno))}`);
+    this.name = 'NetlinkError';
+    this.errno = errno;
+    this.code = errnoName(errno);
+  }
+}
+
+/** The name of a (negative) errno: EEXIST, ENODEV, ... */
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(constants.errno)) if (value === -errno) return name;
+  return `errno ${-errno}`;
+}
+
+const descriptions: Record<string, string> = {
+  EEXIST: 'File exists',
+  ENODEV: 'No such device',
+  ENOENT: 'No such file or directory',
+  EINVAL: 'Invalid argument',
+  EPERM: 'Operation not permitted',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
+  ENETUNREACH: 'Network is unreachable',
+  EBUSY: 'Device or resource busy',
+};
+
+function describe(code: string): string {
+  return descriptions[code] ? `${descriptions[code]} (${code})` : code;
+}
+
+export class RouteSocket {
+  readonly #libc: Libc;
+  readonly #fd: number;
+  #seq = Math.floor(Math.random() * 0x7fffffff);
+  readonly #buffer = Buffer.alloc(64 * 1024);
+
+  private constructor(c: Libc, fd: number) {
+    this.#libc = c;
+    this.#fd = fd;
+  }
+
+  /** A socket in this thread's namespace, or in the one at `netns`. */
+  static async open(netns?: string): Promise<RouteSocket> {
+    const c = await libc();
+    if (!netns) return new RouteSocket(c, RouteSocket.#socket(c));
+    const home = openSync('/proc/thread-self/ns/net', 'r');
+    let target: number;
+    try {
+      target = openSync(netns, 'r');
+    } catch (error) {
+      closeSync(home);
+      throw error;
+    }
+    let fd = -1;
+    let failure: Error | undefined;
+    try {
+      if (c.setns(target, CLONE_NEWNET) !== 0) {
+        throw new NetlinkError(`entering ${netns}`, -c.errno());
+      }
+      try {
+        fd = RouteSocket.#socket(c);
+      } catch (error) {
+        failure = error as Error;
+      }
+      if (c.setns(home, CLONE_NEWNET) !== 0) {
+        // Staying in the pod's namespace would send every later step to the wrong place.
+        throw new NetlinkError('returning to the node namespace', -c.errno());
+      }
+    } finally {
+      closeSync(target);
+      closeSync(home);
+    }
+    if (failure !== undefined) throw failure;
+    return new RouteSocket(c, fd);
+  }
+
+  static #socket(c: Libc): number {
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) throw new NetlinkError('opening a netlink socket', -c.errno());
+    return fd;
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
+
+  /**
+   * Sends one request and waits for its answer: the acknowledgement (an
+   * error throws NetlinkError), or for a dump every message until the end.
+   */
+  request(
+    operation: string,
+    type: number,
+    flags: number,
+    body: Uint8Array,
+    attributes: readonly Attribute[] = [],
+  ): DecodedMessage[] {
+    const seq = ++this.#seq;
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const message = encodeMessage(
+      type,
+      flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK),
+      seq,
+      body,
+      attributes,
+    );
+    if (this.#libc.send(this.#fd, message, message.length, 0) < 0) {
+      throw new NetlinkError(operation, -this.#libc.errno());
+    }
+    const replies: DecodedMessage[] = [];
+    for (;;) {
+      const n = this.#libc.recv(this.#fd, this.#buffer, this.#buffer.length, 0);
+      if (n < 0) {
+        const errno = this.#libc.errno();
+        if (errno === EINTR) continue;
+        throw new NetlinkError(operation, -errno);
+      }
+      for (const m of decodeMessages(this.#buffer.subarray(0, n))) {
+        if (m.seq !== seq) continue;
+        if (m.type === NLMSG_ERROR) {
+          const code = errorCode(m.payload);
+          if (code !== 0) throw new NetlinkError(operation, code);
+          return replies;
+        }
+        if (m.type === NLMSG_DONE) return replies;
+        replies.push({ ...m, payload: Buffer.from(m.payload) });
+      }
+    }
+  }
+}
