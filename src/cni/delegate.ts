@@ -3,9 +3,7 @@
  * delegate is found in CNI_PATH, gets the same environment and the same
  * network configuration on stdin, and its result or error is passed on.
  */
-import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
 import { CniError, CniErrorCode, type CniErrorCode as Code } from './errors.js';
 import type { CniCommand, CniEnvironment } from './environment.js';
 import { type CniResult, decodeResult } from './result.js';
@@ -19,7 +17,7 @@ export function findPlugin(type: string, path: readonly string[], field: string)
     );
   }
   for (const dir of path) {
-    const candidate = join(dir, type);
+    const candidate = `${dir.replace(/\/+$/, '')}/${type}`;
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -42,6 +40,8 @@ export async function execDelegate(
   field = 'ipam.type',
 ): Promise<CniResult | undefined> {
   const file = findPlugin(type, env.path, field);
+  // Loaded when needed: most calls delegate nothing, and the module costs start-up time.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const { status, stdout, stderr } = await new Promise<{
     status: number | null;
     stdout: string;

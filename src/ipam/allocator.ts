@@ -6,7 +6,7 @@
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { type IpAddress, formatIp, ipEqual } from '../netaddr/ip.js';
 import { type AddressRange, describeRangeSet } from './config.js';
-import type { AllocationStore } from './store.js';
+import type { Allocation, AllocationStore } from './store.js';
 
 export interface Allocated {
   ip: IpAddress;
@@ -50,7 +50,8 @@ export function allocateFromSet(
   containerId: string,
   ifname: string,
   requested: IpAddress | undefined,
-  existing: IpAddress[],
+  existing: readonly IpAddress[],
+  allocations: readonly Allocation[] = store.allocations(),
 ): Allocated {
   if (requested) {
     const range = rangeFor(set, requested);
@@ -84,7 +85,6 @@ export function allocateFromSet(
     );
   }
 
-  const allocations = store.allocations();
   const taken = new Set(allocations.map((a) => a.name));
   const free = freeCount(
     set,

@@ -81,7 +81,13 @@ export async function ipamAdd(conf: NetConf, env: CniEnvironment): Promise<CniRe
   const requested = requestedAddresses(conf, env);
   const dns = config.resolvConf ? parseResolvConf(config.resolvConf) : {};
   return withStore(config.dataDir, conf.name, (store) => {
-    const existing = store.allocationsOf(env.containerId, env.ifname).map((a) => a.ip);
+    // One listing serves the duplicate check and every range set; each
+    // allocation is then claimed with O_EXCL, so it cannot go stale.
+    const allocations = store.allocations();
+    const id = env.containerId.trim();
+    const existing = allocations
+      .filter((a) => a.containerId === id && (a.ifname === env.ifname || a.ifname === ''))
+      .map((a) => a.ip);
     const result = emptyResult();
     const claimed: IpAddress[] = [];
     try {
@@ -95,6 +101,7 @@ export async function ipamAdd(conf: NetConf, env: CniEnvironment): Promise<CniRe
           env.ifname,
           wanted,
           existing,
+          allocations,
         );
         claimed.push(ip);
         result.ips.push({

@@ -5,7 +5,6 @@
  * address handed out from that set, and `lock` the flock every change holds.
  */
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type HeldLock, lockFile } from './lock.js';
 import { parseIp, formatIp, type IpAddress } from '../netaddr/ip.js';
 
@@ -25,18 +24,23 @@ export function ownerKey(containerId: string, ifname: string): string {
   return containerId.trim() + lineBreak + ifname;
 }
 
+/** A file of the store. */
+function path(store: AllocationStore, name: string): string {
+  return `${store.dir}/${name}`;
+}
+
 export class AllocationStore {
   readonly dir: string;
   #lock: HeldLock | undefined;
 
   constructor(dataDir: string, network: string) {
-    this.dir = join(dataDir, network);
+    this.dir = `${dataDir.replace(/\/+$/, '')}/${network}`;
   }
 
   /** Creates the directory and takes the store's lock; every other method needs it held. */
   async open(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    this.#lock = await lockFile(join(this.dir, 'lock'));
+    this.#lock = await lockFile(path(this, 'lock'));
   }
 
   close(): void {
@@ -58,7 +62,7 @@ export class AllocationStore {
       if (!ip) continue;
       let content: string;
       try {
-        content = readFileSync(join(this.dir, name), 'utf8').trim();
+        content = readFileSync(path(this, name), 'utf8').trim();
       } catch {
         continue;
       }
@@ -88,7 +92,7 @@ export class AllocationStore {
   reserve(ip: IpAddress, containerId: string, ifname: string, rangeSetIndex: number): boolean {
     const name = formatIp(ip);
     try {
-      writeFileSync(join(this.dir, name), ownerKey(containerId, ifname), {
+      writeFileSync(path(this, name), ownerKey(containerId, ifname), {
         flag: 'wx',
         mode: 0o644,
       });
@@ -96,14 +100,14 @@ export class AllocationStore {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     }
-    writeFileSync(join(this.dir, `${lastReservedPrefix}${rangeSetIndex}`), name);
+    writeFileSync(path(this, `${lastReservedPrefix}${rangeSetIndex}`), name);
     return true;
   }
 
   lastReserved(rangeSetIndex: number): IpAddress | undefined {
     try {
       return parseIp(
-        readFileSync(join(this.dir, `${lastReservedPrefix}${rangeSetIndex}`), 'utf8').trim(),
+        readFileSync(path(this, `${lastReservedPrefix}${rangeSetIndex}`), 'utf8').trim(),
       );
     } catch {
       return undefined;
@@ -112,7 +116,7 @@ export class AllocationStore {
 
   /** Removes one address file; already gone is fine. */
   releaseFile(name: string): void {
-    rmSync(join(this.dir, name), { force: true });
+    rmSync(path(this, name), { force: true });
   }
 
   /** Releases every address of the attachment and returns them. */

@@ -4,7 +4,14 @@
  * one per rule or per link. Steps that do not depend on each other run as
  * concurrent processes (`runAsync`), which the plugin uses to overlap them.
  */
-import { spawn, spawnSync } from 'node:child_process';
+/**
+ * node:child_process, loaded on first use: the ADD of a plain bridge
+ * network never starts a process, and loading the module costs the compiled
+ * plugin start-up time on every call.
+ */
+function childProcess(): typeof import('node:child_process') {
+  return process.getBuiltinModule('node:child_process');
+}
 
 /** A tool that exited non-zero; carries its stderr for the user. */
 export class CommandError extends Error {
@@ -31,7 +38,11 @@ export interface CommandOutput {
 
 /** Runs `file args...` with `input` on stdin; throws CommandError unless it exits 0. */
 export function run(file: string, args: readonly string[], input = ''): CommandOutput {
-  const child = spawnSync(file, args, { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const child = childProcess().spawnSync(file, args, {
+    input,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (child.error) {
     throw new CommandError(`${file} ${args.join(' ')}`.trim(), null, child.error.message);
   }
@@ -48,7 +59,7 @@ export function runAsync(
   input = '',
 ): Promise<CommandOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = childProcess().spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));

@@ -22,9 +22,32 @@ export function familyBits(family: IpFamily): number {
   return family === 4 ? 32 : 128;
 }
 
+const dottedQuad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/**
+ * Plain IPv4 text (no leading zeros) without the library: the IPAM store
+ * parses every file name on every ADD, and ipaddr.js's general parser is
+ * most of that time.
+ */
+function parseDottedQuad(text: string): IpAddress | undefined {
+  const m = dottedQuad.exec(text);
+  if (!m) return undefined;
+  let value = 0;
+  for (let i = 1; i <= 4; i++) {
+    const part = m[i] ?? '';
+    const n = Number(part);
+    if (n > 255 || (part.length > 1 && part.startsWith('0'))) return undefined;
+    value = value * 256 + n;
+  }
+  return { family: 4, value: BigInt(value) };
+}
+
 /** Parses a literal IPv4 or IPv6 address; undefined when it is not one. */
 export function parseIp(text: string): IpAddress | undefined {
-  if (typeof text !== 'string' || text.includes('%') || !ipaddr.isValid(text)) return undefined;
+  if (typeof text !== 'string') return undefined;
+  const quad = parseDottedQuad(text);
+  if (quad) return quad;
+  if (text.includes('%') || !ipaddr.isValid(text)) return undefined;
   // ipaddr.isValid accepts shorthand like "10.1" for IPv4; insist on four parts.
   if (!text.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
   const parsed = ipaddr.parse(text);
@@ -35,6 +58,10 @@ export function parseIp(text: string): IpAddress | undefined {
 
 /** The canonical text of an address. */
 export function formatIp(ip: IpAddress): string {
+  if (ip.family === 4) {
+    const v = Number(ip.value);
+    return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
   const bytes: number[] = [];
   let v = ip.value;
   for (let i = 0; i < familyBits(ip.family) / 8; i++) {

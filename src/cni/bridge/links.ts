@@ -41,7 +41,8 @@ import type { BridgeConfig } from './config.js';
  * even when the pod's namespace is gone.
  */
 export function hostVethName(network: string, containerId: string, ifname: string): string {
-  return `veth${fnv1a64(`${network}\0${containerId}\0${ifname}`).toString(16).padStart(16, '0').slice(0, 11)}`;
+  const [high, low] = fnv1a(`${network}\0${containerId}\0${ifname}`);
+  return `veth${high.toString(16).padStart(8, '0')}${low.toString(16).padStart(8, '0').slice(0, 3)}`;
 }
 
 /** True for names hostVethName makes. */
@@ -50,17 +51,19 @@ export function isStrataVethName(name: string): boolean {
 }
 
 /**
- * 64-bit FNV-1a: spreads names well and costs nothing to start, where
- * loading node:crypto alone adds milliseconds to every plugin call. The name
- * needs no secrecy, only few collisions (44 bits kept).
+ * FNV-1a, in two 32-bit lanes with different offset bases: spreads names
+ * well and costs nothing to start, where node:crypto adds milliseconds to
+ * every plugin call. The name needs no secrecy, only few collisions (44 bits
+ * kept).
  */
-function fnv1a64(text: string): bigint {
-  let hash = 0xcbf29ce484222325n;
+function fnv1a(text: string): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
   for (const byte of Buffer.from(text, 'utf8')) {
-    hash ^= BigInt(byte);
-    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+    a = Math.imul(a ^ byte, 0x01000193) >>> 0;
+    b = Math.imul(b ^ byte, 0x01000193) >>> 0;
   }
-  return hash;
+  return [a, b];
 }
 
 const aliasPrefix = 'strata-cni';
