@@ -28,6 +28,10 @@ execFileSync(
     '--bytecode',
     '--minify',
     '--format=esm',
+    // A CNI plugin must not pick up .env or bunfig.toml from whatever directory the
+    // container runtime runs it in (and looking for them costs time on every call).
+    '--no-compile-autoload-dotenv',
+    '--no-compile-autoload-bunfig',
     '--target=bun-linux-x64',
     '--external',
     'koffi',

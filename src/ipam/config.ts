@@ -133,8 +133,18 @@ function parseRoutes(raw: unknown): IpamRoute[] {
   });
 }
 
-/** Parses and checks the `ipam` object of a network configuration. */
+const parsed = new WeakMap<object, IpamConfig>();
+
+/** Parses and checks the `ipam` object of a network configuration (once per object). */
 export function parseIpamConfig(raw: unknown): IpamConfig {
+  const known = typeof raw === 'object' && raw !== null ? parsed.get(raw) : undefined;
+  if (known) return known;
+  const config = parseIpamConfigUncached(raw);
+  parsed.set(raw as object, config);
+  return config;
+}
+
+function parseIpamConfigUncached(raw: unknown): IpamConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw invalid('ipam', 'expected an object with a "type"');
   }

@@ -12,6 +12,8 @@ export interface Libc {
   setns(fd: number, nstype: number): number;
   /** errno after the last failed call. */
   errno(): number;
+  /** _exit(2): ends the process at once, skipping the runtime's own teardown. */
+  exit(code: number): never;
 }
 
 let loaded: Libc | undefined;
@@ -26,6 +28,7 @@ async function loadWithBun(): Promise<Libc> {
     recv: { args: [i32, ptr, u64, i32], returns: i32 },
     setns: { args: [i32, i32], returns: i32 },
     __errno_location: { args: [], returns: ptr },
+    _exit: { args: [i32], returns: i32 },
   });
   const s = lib.symbols as Record<string, (...args: unknown[]) => unknown>;
   const call = (name: string, ...args: unknown[]): number => {
@@ -40,6 +43,10 @@ async function loadWithBun(): Promise<Libc> {
     recv: (fd, b, n, f) => call('recv', fd, b, n, f),
     setns: (fd, t) => call('setns', fd, t),
     errno: () => read.i32(s.__errno_location?.(), 0),
+    exit: (code) => {
+      call('_exit', code);
+      throw new Error('_exit returned');
+    },
   };
 }
 
@@ -55,7 +62,20 @@ async function loadWithKoffi(): Promise<Libc> {
   const send = lib.func('int send(int, const void *, size_t, int)') as Libc['send'];
   const recv = lib.func('int recv(int, _Out_ void *, size_t, int)') as Libc['recv'];
   const setns = lib.func('int setns(int, int)') as (fd: number, t: number) => number;
-  return { flock, socket, send, recv, setns, errno: () => koffi.errno() };
+  return {
+    flock,
+    socket,
+    send,
+    recv,
+    setns,
+    errno: () => koffi.errno(),
+    exit: (code) => process.exit(code),
+  };
+}
+
+/** libc if something has loaded it already (no cost when nothing has). */
+export function loadedLibc(): Libc | undefined {
+  return loaded;
 }
 
 /** libc, loaded on first use. */

@@ -174,9 +174,15 @@ export function planBridgeAddresses(
   return plan;
 }
 
-/** The bridge's current global addresses, as `address/prefix`. */
-export function bridgeAddresses(sock: RouteSocket, bridgeIndex: number): string[] {
-  return listAddresses(sock, bridgeIndex).map(formatPrefix);
+/** The bridge's current global addresses of the gateways' families, as `address/prefix`. */
+export function bridgeAddresses(
+  sock: RouteSocket,
+  bridgeIndex: number,
+  gateways: readonly string[],
+): string[] {
+  const families = new Set(gateways.map((g) => parsePrefix(g)?.address.family));
+  const only = families.size === 1 ? [...families][0] : undefined;
+  return listAddresses(sock, bridgeIndex, only).map(formatPrefix);
 }
 
 /** Carries out a bridge address plan. */

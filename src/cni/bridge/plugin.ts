@@ -192,7 +192,7 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     checkpoint('after-bridge');
     const bridgePlan = planBridgeAddresses(
       config.bridge,
-      gateways.length > 0 ? bridgeAddresses(node, bridgeIndex) : [],
+      gateways.length > 0 ? bridgeAddresses(node, bridgeIndex, gateways) : [],
       gateways,
       config.forceAddress,
     );

@@ -230,13 +230,18 @@ export function deleteAddress(sock: RouteSocket, index: number, prefix: IpPrefix
   );
 }
 
-/** The global addresses of a link (the kernel's own link-local ones are left out). */
-export function listAddresses(sock: RouteSocket, index: number): IpPrefix[] {
+/**
+ * The global addresses of a link (the kernel's own link-local ones are left
+ * out), of one family or both. The dump covers every link of the namespace,
+ * so asking for one family skips the IPv6 link-local address every veth has.
+ */
+export function listAddresses(sock: RouteSocket, index: number, family?: 4 | 6): IpPrefix[] {
+  const af = family ? familyCode[family] : AF_UNSPEC;
   const replies = sock.request(
     'listing addresses',
     RTM_GETADDR,
     NLM_F_DUMP,
-    ifaddrmsg(AF_UNSPEC, 0, 0, 0),
+    ifaddrmsg(af, 0, 0, 0),
   );
   const out: IpPrefix[] = [];
   for (const m of replies) {
