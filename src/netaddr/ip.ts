@@ -1,10 +1,13 @@
 /**
- * IP addresses and prefixes as numbers, for range arithmetic. Parsing and
- * the canonical text form (RFC 5952 for IPv6, the form Go's net.IP prints and
- * host-local uses for file names) come from ipaddr.js.
+ * IP addresses and prefixes as numbers, for range arithmetic, with strict
+ * parsing (four-part dotted IPv4, RFC 4291 IPv6 text, no zone IDs) and the
+ * canonical text of RFC 5952, the form Go's net.IP prints and host-local
+ * uses for file names.
+ *
+ * Written here rather than taken from ipaddr.js: that library's module
+ * evaluation alone cost ~0.55 ms of every CNI plugin call (measured with a
+ * start-up banner in the compiled plugin), over 5 % of an ADD.
  */
-import ipaddr from 'ipaddr.js';
-
 export type IpFamily = 4 | 6;
 
 export interface IpAddress {
@@ -24,11 +27,7 @@ export function familyBits(family: IpFamily): number {
 
 const dottedQuad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-/**
- * Plain IPv4 text (no leading zeros) without the library: the IPAM store
- * parses every file name on every ADD, and ipaddr.js's general parser is
- * most of that time.
- */
+/** Four-part dotted decimal IPv4, without leading zeros (which some parsers read as octal). */
 function parseDottedQuad(text: string): IpAddress | undefined {
   const m = dottedQuad.exec(text);
   if (!m) return undefined;
@@ -45,15 +44,46 @@ function parseDottedQuad(text: string): IpAddress | undefined {
 /** Parses a literal IPv4 or IPv6 address; undefined when it is not one. */
 export function parseIp(text: string): IpAddress | undefined {
   if (typeof text !== 'string') return undefined;
-  const quad = parseDottedQuad(text);
-  if (quad) return quad;
-  if (text.includes('%') || !ipaddr.isValid(text)) return undefined;
-  // ipaddr.isValid accepts shorthand like "10.1" for IPv4; insist on four parts.
-  if (!text.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
-  const parsed = ipaddr.parse(text);
+  return text.includes(':') ? parseIpv6(text) : parseDottedQuad(text);
+}
+
+const hexGroup = /^[0-9a-fA-F]{1,4}$/;
+
+/** RFC 4291 section 2.2 text: eight groups, one `::` for a run of zeros, an IPv4 tail. */
+function parseIpv6(text: string): IpAddress | undefined {
+  if (text.length > 45) return undefined;
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (half: string | undefined): number[] | undefined => {
+    if (half === undefined || half === '') return [];
+    const parts = half.split(':');
+    const out: number[] = [];
+    for (const [i, part] of parts.entries()) {
+      if (i === parts.length - 1 && part.includes('.')) {
+        const v4 = parseDottedQuad(part);
+        if (!v4) return undefined;
+        const v = Number(v4.value);
+        out.push(Math.floor(v / 65536), v % 65536);
+      } else if (hexGroup.test(part)) {
+        out.push(Number.parseInt(part, 16));
+      } else {
+        return undefined;
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return undefined;
+  // An IPv4 tail is only allowed at the very end.
+  if (halves.length === 2 && halves[0]?.includes('.')) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
   let value = 0n;
-  for (const byte of parsed.toByteArray()) value = (value << 8n) | BigInt(byte);
-  return { family: parsed.kind() === 'ipv4' ? 4 : 6, value };
+  for (const g of [...head, ...new Array<number>(missing).fill(0), ...tail]) {
+    value = (value << 16n) | BigInt(g);
+  }
+  return { family: 6, value };
 }
 
 /** The canonical text of an address. */
@@ -62,13 +92,32 @@ export function formatIp(ip: IpAddress): string {
     const v = Number(ip.value);
     return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
   }
-  const bytes: number[] = [];
-  let v = ip.value;
-  for (let i = 0; i < familyBits(ip.family) / 8; i++) {
-    bytes.unshift(Number(v & 0xffn));
-    v >>= 8n;
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952 section 5: an IPv4-mapped address keeps its dotted tail.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    const v4 = formatIp({ family: 4, value: ip.value & 0xffffffffn });
+    return `::ffff:${v4}`;
   }
-  return ipaddr.fromByteArray(bytes).toString();
+  // RFC 5952 section 4.2: compress the longest run of two or more zero groups, the first if tied.
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      best = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLength).join(':')}`;
 }
 
 /** Parses `address/length`; undefined when malformed. */

@@ -67,6 +67,36 @@ describe('parseIp / formatIp', () => {
     { input: '0:0:0:0:0:0:0:0', family: 6, output: '::', rule: 'unspecified IPv6' },
     { input: '::1', family: 6, output: '::1', rule: 'loopback' },
     { input: 'fe80::', family: 6, output: 'fe80::', rule: 'trailing zeros compressed' },
+    {
+      input: '1:0:0:2:0:0:0:3',
+      family: 6,
+      output: '1:0:0:2::3',
+      rule: 'RFC 5952 4.2.3: the longest run is compressed',
+    },
+    {
+      input: '1:0:0:2:0:0:3:4',
+      family: 6,
+      output: '1::2:0:0:3:4',
+      rule: 'RFC 5952 4.2.3: of equal runs, the first',
+    },
+    {
+      input: '1:2:3:4:5:6:7::',
+      family: 6,
+      output: '1:2:3:4:5:6:7:0',
+      rule: 'RFC 5952 4.2.2: a single zero group is not compressed',
+    },
+    {
+      input: '::ffff:10.1.0.1',
+      family: 6,
+      output: '::ffff:10.1.0.1',
+      rule: 'RFC 5952 5: IPv4-mapped keeps its dotted tail',
+    },
+    {
+      input: '64:ff9b::192.0.2.33',
+      family: 6,
+      output: '64:ff9b::c000:221',
+      rule: 'IPv4 tail read',
+    },
   ];
   for (const c of canonical) {
     it(`${c.input} -> ${c.output} (${c.rule})`, () => {
@@ -96,6 +126,17 @@ describe('parseIp / formatIp', () => {
     { input: '10.1.0.1/24', why: 'a prefix, not an address' },
     { input: '', why: 'empty' },
     { input: 'localhost', why: 'a name' },
+    { input: ':::', why: 'three colons' },
+    { input: ':1:2:3:4:5:6:7', why: 'a single leading colon' },
+    { input: '1:2:3:4:5:6:7:', why: 'a single trailing colon' },
+    { input: '1:2:3:4:5:6:7', why: 'seven groups without "::"' },
+    { input: '1:2:3:4:5:6:7:8::', why: '"::" standing for no group' },
+    { input: '12345::1', why: 'a group of five digits' },
+    { input: 'g::1', why: 'not hex' },
+    { input: '1.2.3.4::', why: 'IPv4 part before "::"' },
+    { input: '::1.2.3.4:5', why: 'IPv4 part not at the end' },
+    { input: '::ffff:1.2.3.256', why: 'IPv4 tail part over 255' },
+    { input: '1:2:3:4:5:6:7:1.2.3.4', why: 'IPv4 tail making nine groups' },
   ];
   for (const c of rejected) {
     it(`rejects ${JSON.stringify(c.input)} (${c.why})`, () => {
