@@ -1,8 +1,8 @@
 /**
- * Runs the kernel's own tools (ip, nft, nsenter) as child processes. All
- * kernel changes go through them in batches: one process per step, never
- * one per rule or per link. Steps that do not depend on each other run as
- * concurrent processes (`runAsync`), which the plugin uses to overlap them.
+ * Runs the kernel's own tools (today nft) as child processes: a whole
+ * change per process, never one per rule. `runAsync` lets the step run while
+ * the caller goes on (the plugin's nft transaction runs beside its own
+ * rtnetlink requests).
  */
 /**
  * node:child_process, loaded on first use: the ADD of a plain bridge
@@ -78,16 +78,4 @@ export function runAsync(
     });
     child.stdin.end(input);
   });
-}
-
-/**
- * Waits for every step, then throws the first failure: a rollback must not
- * start while a sibling step is still changing the kernel.
- */
-export async function settleAll<T extends readonly unknown[]>(
-  steps: readonly [...{ [K in keyof T]: Promise<T[K]> }],
-): Promise<T> {
-  const settled = await Promise.allSettled(steps as readonly Promise<unknown>[]);
-  for (const s of settled) if (s.status === 'rejected') throw s.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

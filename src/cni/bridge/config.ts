@@ -9,8 +9,6 @@ import { validateInterfaceName } from '../environment.js';
 import type { CniEnvironment } from '../environment.js';
 import type { NetConf } from '../netconf.js';
 
-export const pluginType = 'strata-cni';
-
 export interface BridgeConfig {
   bridge: string;
   isGateway: boolean;

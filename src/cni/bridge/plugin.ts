@@ -311,7 +311,7 @@ async function check(conf: NetConf, env: CniEnvironment, stdin: string): Promise
   const type = ipamTypeOf(conf);
   if (type === ipamType) await ipamCheck(conf, env);
   else await execDelegate(type, 'CHECK', stdin, env);
-  checkAttachment(config, conf, env, hostVethName(conf.name, env.containerId, env.ifname));
+  await checkAttachment(config, conf, env, hostVethName(conf.name, env.containerId, env.ifname));
 }
 
 async function status(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {

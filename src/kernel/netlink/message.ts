@@ -23,6 +23,7 @@ export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
+export const RTM_GETROUTE = 26;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
@@ -32,6 +33,7 @@ export const IFF_UP = 0x1;
 export const IFF_PROMISC = 0x100;
 
 export const IFLA_ADDRESS = 1;
+export const IFLA_LINK = 5;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
 export const IFLA_MASTER = 10;

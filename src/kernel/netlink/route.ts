@@ -27,6 +27,7 @@ import {
   IFLA_IFNAME,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
+  IFLA_LINK,
   IFLA_LINKINFO,
   IFLA_MASTER,
   IFLA_MTU,
@@ -46,6 +47,7 @@ import {
   RTM_DELLINK,
   RTM_GETADDR,
   RTM_GETLINK,
+  RTM_GETROUTE,
   RTM_NEWADDR,
   RTM_NEWLINK,
   RTM_NEWROUTE,
@@ -72,6 +74,10 @@ export interface LinkInfo {
   flags: number;
   /** IFLA_INFO_KIND: "bridge", "veth", ...; empty for a link with no kind (a physical one). */
   kind: string;
+  mac: string;
+  mtu: number;
+  /** IFLA_LINK: for a veth, its peer's index (in the peer's namespace). */
+  peerIndex?: number;
 }
 
 /** A link by name, as the kernel sees it now; undefined when there is no such link. */
@@ -89,11 +95,17 @@ export function getLink(sock: RouteSocket, name: string): LinkInfo | undefined {
   const attrs = decodeAttributes(reply.payload.subarray(16));
   const linkinfo = attrs.get(IFLA_LINKINFO);
   const kind = linkinfo ? decodeAttributes(linkinfo).get(IFLA_INFO_KIND) : undefined;
-  return {
+  const mac = attrs.get(IFLA_ADDRESS);
+  const info: LinkInfo = {
     index: reply.payload.readInt32LE(4),
     flags: reply.payload.readUInt32LE(8),
     kind: kind ? kind.toString('utf8').replace(/\0+$/, '') : '',
+    mac: mac ? [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '',
+    mtu: attrs.get(IFLA_MTU)?.readUInt32LE(0) ?? 0,
   };
+  const peer = attrs.get(IFLA_LINK);
+  if (peer) info.peerIndex = peer.readUInt32LE(0);
+  return info;
 }
 
 /** A link's index by name; undefined when there is no such link. */
@@ -289,6 +301,40 @@ export function addRoute(sock: RouteSocket, route: RouteSpec): void {
     rtmsg({ family: familyCode[family], dstLength: route.dst.length, table, scope }),
     attrs,
   );
+}
+
+export interface InstalledRoute {
+  dst: IpPrefix;
+  gateway?: IpAddress;
+  oif?: number;
+  table: number;
+}
+
+/** The routes of one family in a namespace (every table). */
+export function listRoutes(sock: RouteSocket, family: 4 | 6): InstalledRoute[] {
+  const replies = sock.request(
+    'listing routes',
+    RTM_GETROUTE,
+    NLM_F_DUMP,
+    rtmsg({ family: familyCode[family], dstLength: 0, table: 0, scope: 0 }),
+  );
+  const zero = { family, value: 0n };
+  return replies.map((m) => {
+    const dstLength = m.payload.readUInt8(1);
+    const attrs = decodeAttributes(m.payload.subarray(12));
+    const dst = attrs.get(RTA_DST);
+    const gateway = attrs.get(RTA_GATEWAY);
+    const oif = attrs.get(RTA_OIF);
+    const table = attrs.get(RTA_TABLE)?.readUInt32LE(0) ?? m.payload.readUInt8(4);
+    const route: InstalledRoute = {
+      dst: { address: (dst && ipFromBytes(dst)) || zero, length: dstLength },
+      table,
+    };
+    const gw = gateway && ipFromBytes(gateway);
+    if (gw) route.gateway = gw;
+    if (oif) route.oif = oif.readUInt32LE(0);
+    return route;
+  });
 }
 
 function describePrefix(prefix: IpPrefix): string {
