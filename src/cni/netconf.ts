@@ -35,21 +35,24 @@ function optionalObject(value: unknown, field: string): Record<string, unknown> 
   return value as Record<string, unknown>;
 }
 
-/** Parses stdin into JSON, with the spec's code 6 when it is not JSON. */
-export function decodeJson(text: string): Record<string, unknown> {
+/** Parses a JSON object (stdin, a config file), with the spec's code 6 when it is not one. */
+export function decodeJson(
+  text: string,
+  source = 'the network configuration on stdin',
+): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
     throw new CniError(
       CniErrorCode.DecodingFailure,
-      `cannot decode the network configuration on stdin: ${(error as Error).message}`,
+      `cannot decode ${source}: ${(error as Error).message}`,
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new CniError(
       CniErrorCode.DecodingFailure,
-      'cannot decode the network configuration on stdin: expected a JSON object',
+      `cannot decode ${source}: expected a JSON object`,
     );
   }
   return parsed as Record<string, unknown>;

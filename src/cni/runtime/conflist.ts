@@ -9,6 +9,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { CniError, CniErrorCode } from '../errors.js';
+import { decodeJson } from '../netconf.js';
 import {
   type CniVersion,
   compareVersions,
@@ -51,22 +52,6 @@ const versionPattern = /^\d+\.\d+\.\d+$/;
 
 function invalid(source: string, field: string, why: string): CniError {
   return new CniError(CniErrorCode.InvalidNetworkConfig, `${source}: ${field} ${why}`);
-}
-
-function parseJsonObject(text: string, source: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new CniError(
-      CniErrorCode.DecodingFailure,
-      `${source}: cannot decode JSON: ${(error as Error).message}`,
-    );
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new CniError(CniErrorCode.DecodingFailure, `${source}: expected a JSON object`);
-  }
-  return parsed as Record<string, unknown>;
 }
 
 /** libcni's readBool: a boolean, or the strings "true"/"false" in any case. */
@@ -194,7 +179,7 @@ export function parsePluginConfig(raw: unknown, source: string, field: string): 
 
 /** Parses a `.conflist` body (spec 1.1.0 section 1; libcni NetworkConfFromBytes); plugins may be empty when they load from a directory. */
 export function parseNetworkConfigList(text: string, source: string): NetworkConfigList {
-  const raw = parseJsonObject(text, source);
+  const raw = decodeJson(text, source);
   if (raw.name === undefined) throw invalid(source, 'name', 'is missing');
   const name = requireNetworkName(raw.name, source);
   const cniVersion = selectVersion(raw, source);
@@ -223,7 +208,7 @@ export function parseNetworkConfigList(text: string, source: string): NetworkCon
 
 /** Parses a single-plugin `.conf`/`.json` and makes it a list of one (libcni ConfListFromConf). */
 export function parseNetworkConfig(text: string, source: string): NetworkConfigList {
-  const raw = parseJsonObject(text, source);
+  const raw = decodeJson(text, source);
   // A .conflist saved as .conf has no top-level type: say so, as kubelet does.
   if (typeof raw.type !== 'string' || raw.type === '') {
     throw invalid(source, 'type', 'is missing (is this a .conflist?)');
@@ -236,7 +221,7 @@ export function parseNetworkConfig(text: string, source: string): NetworkConfigL
 function pluginsFromDirectory(confDir: string, network: string): PluginConfig[] {
   const dir = join(confDir, network);
   return listConfigFiles(dir, ['.conf']).map((file) =>
-    parsePluginConfig(parseJsonObject(readFileSync(file, 'utf8'), file), file, 'plugin'),
+    parsePluginConfig(decodeJson(readFileSync(file, 'utf8'), file), file, 'plugin'),
   );
 }
 
