@@ -8,12 +8,14 @@ import { processIo, runPlugin } from '../cni/skel.js';
 import { ipamPlugin } from '../ipam/plugin.js';
 import { loadedLibc } from '../kernel/libc.js';
 
-const invokedAs = baseName(
-  process.argv[1] && !process.versions.bun ? process.argv[1] : process.execPath,
-);
 function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
+
+// The name it was run under: in the compiled executable argv0 (execPath resolves
+// symlinks, so a symlink named strata-ipam would look like strata-cni), under
+// Node the script's path.
+const invokedAs = baseName(process.versions.bun ? process.argv0 : (process.argv[1] ?? ''));
 
 const plugin = invokedAs.includes('ipam') ? ipamPlugin : bridgePlugin;
 

@@ -169,6 +169,26 @@ export async function ipamCheck(conf: NetConf, env: CniEnvironment): Promise<voi
   }
 }
 
+function isStale(a: Allocation, keep: ReadonlySet<string>, keepIds: ReadonlySet<string>): boolean {
+  // A file of host-local before 0.7 names the container alone.
+  return a.ifname === '' && a.containerId !== ''
+    ? !keepIds.has(a.containerId)
+    : !keep.has(ownerKey(a.containerId, a.ifname));
+}
+
+/** The allocations whose attachments the runtime no longer lists, without releasing them. */
+export async function ipamStale(
+  conf: NetConf,
+  valid: { containerId: string; ifname: string }[],
+): Promise<Allocation[]> {
+  const config = ipamConfigOf(conf);
+  const keep = new Set(valid.map((a) => ownerKey(a.containerId, a.ifname)));
+  const keepIds = new Set(valid.map((a) => a.containerId.trim()));
+  return withStore(config.dataDir, conf.name, (store) =>
+    store.allocations().filter((a) => isStale(a, keep, keepIds)),
+  );
+}
+
 /** GC: releases every allocation whose attachment the runtime no longer lists; returns them. */
 export async function ipamGc(
   conf: NetConf,
@@ -178,13 +198,7 @@ export async function ipamGc(
   const keep = new Set(valid.map((a) => ownerKey(a.containerId, a.ifname)));
   const keepIds = new Set(valid.map((a) => a.containerId.trim()));
   return withStore(config.dataDir, conf.name, (store) => {
-    const stale = store
-      .allocations()
-      .filter((a) =>
-        a.ifname === '' && a.containerId !== ''
-          ? !keepIds.has(a.containerId)
-          : !keep.has(ownerKey(a.containerId, a.ifname)),
-      );
+    const stale = store.allocations().filter((a) => isStale(a, keep, keepIds));
     for (const a of stale) store.releaseFile(a.name);
     return stale;
   });

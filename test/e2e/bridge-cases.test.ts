@@ -434,7 +434,7 @@ void describe('strata-cni: the reference bridge plugin cases', { skip }, () => {
           containerId: uniqueName('ctr'),
           ifname: 'eth0',
           conf: w.conf,
-          env: { STRATA_CNI_FAULT: `fail:${point}` },
+          env: { STRATA_CNI_TEST_HOOKS: '1', STRATA_CNI_FAULT: `fail:${point}` },
         });
         assert.notEqual(out.status, 0, out.stdout);
         assert.match(String(out.json?.msg), new RegExp(`injected failure at ${point}`));

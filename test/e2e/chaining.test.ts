@@ -420,7 +420,7 @@ describe('plugin chains run by the strata runtime', { skip }, () => {
     // One plain ADD, no runtime rollback: strata-cni itself must undo what it did.
     const faulty: CniRuntimeConfig = {
       ...runtime,
-      env: { ...runtime.env, STRATA_CNI_FAULT: 'fail:after-veth' },
+      env: { ...runtime.env, STRATA_CNI_TEST_HOOKS: '1', STRATA_CNI_FAULT: 'fail:after-veth' },
     };
     const failedId = uniqueName('ctr');
     await assert.rejects(

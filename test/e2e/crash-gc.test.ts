@@ -43,6 +43,8 @@ const skip = isRoot() ? false : 'needs root for network namespaces';
 const points = [
   'after-ipam',
   'after-bridge',
+  // The pair exists but its owner alias is not written yet: GC must find it from the allocation.
+  'after-veth-created',
   'after-veth',
   'after-container',
   'after-masquerade',
@@ -167,7 +169,7 @@ describe('kill -9 during ADD, then GC', { skip }, () => {
       containerId,
       ifname: 'eth0',
       conf: { ...plugin, name, cniVersion: '1.1.0' },
-      env: { STRATA_CNI_FAULT: `pause:${point}` },
+      env: { STRATA_CNI_TEST_HOOKS: '1', STRATA_CNI_FAULT: `pause:${point}` },
     });
     lab.onCleanup(() => child.kill('SIGKILL'));
     assert.ok(child.pid);

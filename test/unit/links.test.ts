@@ -270,10 +270,10 @@ describe('compileHostVeth', () => {
     });
     assert.equal(plan.mtu, 1450);
     assert.equal(plan.peer.mtu, 1450);
-    assert.deepEqual(plan.port, { hairpin_mode: '1', isolated: '1' });
+    assert.deepEqual(plan.port, { hairpin: true, isolated: true });
     assert.deepEqual(
       compileHostVeth({ ...host, config: { ...bridgeConfig, hairpinMode: true } }).port,
-      { hairpin_mode: '1' },
+      { hairpin: true },
     );
   });
 });

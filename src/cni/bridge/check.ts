@@ -9,7 +9,6 @@ import type { CniEnvironment } from '../environment.js';
 import type { NetConf } from '../netconf.js';
 import { getLink, listAddresses, listRoutes } from '../../kernel/netlink/route.js';
 import { RouteSocket } from '../../kernel/netlink/socket.js';
-import { linkAttribute, linkKind, linkMaster } from '../../kernel/sysfs.js';
 import {
   defaultRoute,
   familyOf,
@@ -41,7 +40,18 @@ export async function checkAttachment(
   const index = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);
   const expected = prev.interfaces[index];
   if (!expected) throw failed(`prevResult has no interface ${env.ifname} in sandbox ${env.netns}`);
-  if (linkKind(config.bridge) !== 'bridge') throw failed(`bridge ${config.bridge} does not exist`);
+
+  const node = await RouteSocket.open();
+  let bridgeIndex: number;
+  let host: ReturnType<typeof getLink>;
+  try {
+    const bridge = getLink(node, config.bridge);
+    if (bridge?.kind !== 'bridge') throw failed(`bridge ${config.bridge} does not exist`);
+    bridgeIndex = bridge.index;
+    host = getLink(node, hostVeth);
+  } finally {
+    node.close();
+  }
 
   let pod: RouteSocket;
   try {
@@ -89,16 +99,11 @@ export async function checkAttachment(
       }
     }
 
-    if (linkKind(hostVeth) === 'absent') {
-      throw failed(`host end ${hostVeth} of ${env.ifname} does not exist`);
-    }
-    if (linkMaster(hostVeth) !== config.bridge) {
+    if (!host) throw failed(`host end ${hostVeth} of ${env.ifname} does not exist`);
+    if (host.master !== bridgeIndex) {
       throw failed(`host end ${hostVeth} is not on bridge ${config.bridge}`);
     }
-    if (
-      link.peerIndex !== undefined &&
-      String(link.peerIndex) !== linkAttribute(hostVeth, 'ifindex')
-    ) {
+    if (link.peerIndex !== undefined && link.peerIndex !== host.index) {
       throw failed(`${env.ifname} is not paired with ${hostVeth}`);
     }
   } finally {

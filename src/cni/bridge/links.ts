@@ -4,7 +4,8 @@
  * namespace. Functions named compile* and plan* decide and touch nothing;
  * apply* and ensure* carry the decision out over rtnetlink.
  */
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { checkpoint } from '../checkpoints.js';
 import { CniError, CniErrorCode } from '../errors.js';
 import type { CniIpConfig, CniRoute } from '../result.js';
 import {
@@ -14,6 +15,9 @@ import {
   createBridge,
   createVethPair,
   getLink,
+  type LinkInfo,
+  setBridgePort,
+  setLinkMac,
   deleteAddress,
   linkIndex,
   listAddresses,
@@ -68,9 +72,20 @@ function fnv1a(text: string): [number, number] {
 
 const aliasPrefix = 'strata-cni';
 
+/**
+ * `text` cut to `max` characters with a hash of the whole in its place, so
+ * aliases (255 bytes) and nft comments (128) hold names of any length and
+ * still tell them apart.
+ */
+export function shortName(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const [high, low] = fnv1a(text);
+  return `${text.slice(0, max - 17)}~${high.toString(16).padStart(8, '0')}${low.toString(16).padStart(8, '0')}`;
+}
+
 /** The alias written on the host end: says which network and attachment it belongs to. */
 export function ownerAlias(network: string, containerId: string, ifname: string): string {
-  return `${aliasPrefix} ${network} ${containerId} ${ifname}`;
+  return `${aliasPrefix} ${shortName(network, 64)} ${shortName(containerId, 128)} ${ifname}`;
 }
 
 export function parseOwnerAlias(
@@ -92,16 +107,22 @@ export function randomMac(): string {
 /**
  * Creates the bridge unless it exists, and makes sure it is up (and
  * promiscuous when asked), as the reference plugin's ensureBridge does for
- * new and existing bridges alike; returns its index. An existing link of
+ * new and existing bridges alike; returns it. An existing link of
  * another kind is an error.
  */
-export function ensureBridge(sock: RouteSocket, config: BridgeConfig): number {
+export function ensureBridge(sock: RouteSocket, config: BridgeConfig): LinkInfo {
   // Asked of the kernel, not of /sys: a bridge another ADD is creating shows in /sys
   // before its bridge/ directory does.
   let link = getLink(sock, config.bridge);
   if (!link) {
     try {
-      createBridge(sock, config.bridge, { mtu: config.mtu, promisc: config.promiscMode });
+      // An explicit MAC: otherwise the bridge takes the lowest MAC of its ports and
+      // changes it, and the pods' gateway with it, as pods come and go.
+      createBridge(sock, config.bridge, {
+        mtu: config.mtu,
+        promisc: config.promiscMode,
+        mac: randomMac(),
+      });
     } catch (error) {
       // Another ADD may have created it between our look and our create.
       if (!(error instanceof NetlinkError && error.code === 'EEXIST')) {
@@ -121,7 +142,7 @@ export function ensureBridge(sock: RouteSocket, config: BridgeConfig): number {
   }
   const wanted = IFF_UP | (config.promiscMode ? IFF_PROMISC : 0);
   if ((link.flags & wanted) !== wanted) setLinkFlags(sock, link.index, wanted);
-  return link.index;
+  return link;
 }
 
 export interface BridgeAddressPlan {
@@ -185,27 +206,32 @@ export function bridgeAddresses(
   return listAddresses(sock, bridgeIndex, only).map(formatPrefix);
 }
 
-/** Carries out a bridge address plan. */
+/**
+ * Carries out a bridge address plan. Like the reference plugin's ensureAddr,
+ * it pins the bridge's current MAC when it gives it a gateway address, so a
+ * bridge someone else created stops following its ports' MACs.
+ */
 export function applyBridgeAddresses(
   sock: RouteSocket,
-  bridgeIndex: number,
+  bridge: LinkInfo,
   plan: BridgeAddressPlan,
 ): void {
   for (const text of plan.remove) {
     const prefix = parsePrefix(text);
-    if (prefix) deleteAddress(sock, bridgeIndex, prefix);
+    if (prefix) deleteAddress(sock, bridge.index, prefix);
   }
   for (const text of plan.add) {
     const prefix = parsePrefix(text);
     if (!prefix) continue;
     try {
-      addAddress(sock, bridgeIndex, prefix, { nodad: prefix.address.family === 6 });
+      addAddress(sock, bridge.index, prefix, { nodad: prefix.address.family === 6 });
     } catch (error) {
       // A concurrent ADD put the same gateway address on first: as good as ours
       // (the reference plugin's ensureAddr ignores EEXIST too).
       if (!(error instanceof NetlinkError && error.code === 'EEXIST')) throw error;
     }
   }
+  if (plan.add.length > 0 && bridge.mac) setLinkMac(sock, bridge.index, bridge.mac);
 }
 
 export interface HostVeth {
@@ -223,14 +249,14 @@ export interface HostVethPlan {
   mtu?: number;
   peer: { name: string; mac: string; mtu?: number };
   alias: string;
-  /** Files under /sys/class/net/<name>/brport/ and the value each gets. */
-  port: Record<string, string>;
+  /** Bridge port flags to set on the host end. */
+  port: { hairpin?: boolean; isolated?: boolean };
 }
 
 export function compileHostVeth(h: HostVeth): HostVethPlan {
-  const port: Record<string, string> = {};
-  if (h.config.hairpinMode) port.hairpin_mode = '1';
-  if (h.config.portIsolation) port.isolated = '1';
+  const port: HostVethPlan['port'] = {};
+  if (h.config.hairpinMode) port.hairpin = true;
+  if (h.config.portIsolation) port.isolated = true;
   const plan: HostVethPlan = {
     name: h.hostVeth,
     peer: { name: h.ifname, mac: h.mac },
@@ -266,9 +292,11 @@ export function applyHostVeth(
   } finally {
     closeSync(netnsFd);
   }
+  checkpoint('after-veth-created');
   setLinkAlias(sock, plan.name, plan.alias);
-  for (const [file, value] of Object.entries(plan.port)) {
-    writeFileSync(`/sys/class/net/${plan.name}/brport/${file}`, value);
+  const index = linkIndex(sock, plan.name);
+  if (index !== undefined && (plan.port.hairpin || plan.port.isolated)) {
+    setBridgePort(sock, index, plan.port);
   }
 }
 

@@ -23,17 +23,20 @@ import {
   listMasquerade,
   type MasqueradeEntry,
 } from '../masquerade.js';
-import { deleteLink } from '../../kernel/netlink/route.js';
+import { deleteLink, getLink, listLinks } from '../../kernel/netlink/route.js';
 import { NetlinkError, RouteSocket } from '../../kernel/netlink/socket.js';
+import { ensureSysctl } from '../../kernel/sysctl.js';
+import { defaultRoute, familyOf, networkOf, parsePrefix } from '../../netaddr/ip.js';
 import {
-  ensureSysctl,
-  linkAttribute,
-  linkKind,
-  linkMaster,
-  linkNames,
-} from '../../kernel/sysfs.js';
-import { defaultRoute, familyOf, parsePrefix } from '../../netaddr/ip.js';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, ipamType } from '../../ipam/plugin.js';
+  ipamAdd,
+  ipamAddresses,
+  ipamCheck,
+  ipamDel,
+  ipamGc,
+  ipamStale,
+  ipamStatus,
+  ipamType,
+} from '../../ipam/plugin.js';
 import { existsSync } from 'node:fs';
 import { type BridgeConfig, parseBridgeConfig } from './config.js';
 import {
@@ -47,9 +50,8 @@ import {
   firstAddress,
   gatewayPrefix,
   hostVethName,
-  isStrataVethName,
+  shortName,
   ownerAlias,
-  parseOwnerAlias,
   planBridgeAddresses,
   randomMac,
 } from './links.js';
@@ -74,7 +76,7 @@ function ipamTypeOf(conf: NetConf): string {
 
 /** The masquerade comment: the network (shortened past 64 characters) and the host veth. */
 function masqueradeOwner(conf: NetConf, hostVeth: string): string {
-  return `${conf.name.slice(0, 64)} ${hostVeth}`;
+  return `${shortName(conf.name, 64)} ${hostVeth}`;
 }
 
 function masqueradeEntries(
@@ -84,6 +86,12 @@ function masqueradeEntries(
 ): MasqueradeEntry[] {
   const owner = masqueradeOwner(conf, hostVeth);
   return addresses.map((address) => ({ address, owner }));
+}
+
+function sameDestination(a: string, b: string): boolean {
+  const pa = parsePrefix(a);
+  const pb = parsePrefix(b);
+  return !!pa && !!pb && pa.length === pb.length && networkOf(pa) === networkOf(pb);
 }
 
 /** Gateways and default routes, as the reference plugin's calcGateways does. */
@@ -107,7 +115,9 @@ function planGateways(config: BridgeConfig, result: CniResult): string[] {
     }
     if (config.isDefaultGateway && ip.gateway && !defaultDone.has(family)) {
       defaultDone.add(family);
-      const haveDefault = result.routes.some((r) => r.dst === defaultRoute(family) && r.gw);
+      // An IPAM default route without gw goes via this gateway anyway (libcni's
+      // ConfigureIface), so it already is the route isDefaultGateway asks for.
+      const haveDefault = result.routes.some((r) => sameDestination(r.dst, defaultRoute(family)));
       if (!haveDefault) result.routes.push({ dst: defaultRoute(family), gw: ip.gateway });
     }
   }
@@ -188,11 +198,11 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     }
     const containerSteps = compileContainerSide(result.ips, result.routes, config.enableDad);
 
-    const bridgeIndex = ensureBridge(node, config);
+    const bridge = ensureBridge(node, config);
     checkpoint('after-bridge');
     const bridgePlan = planBridgeAddresses(
       config.bridge,
-      gateways.length > 0 ? bridgeAddresses(node, bridgeIndex, gateways) : [],
+      gateways.length > 0 ? bridgeAddresses(node, bridge.index, gateways) : [],
       gateways,
       config.forceAddress,
     );
@@ -212,13 +222,9 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
       mac,
     });
     try {
-      applyHostVeth(node, vethPlan, bridgeIndex, env.netns);
+      applyHostVeth(node, vethPlan, bridge.index, env.netns);
     } catch (error) {
-      if (
-        error instanceof NetlinkError &&
-        error.code === 'EEXIST' &&
-        linkKind(hostVeth) === 'absent'
-      ) {
+      if (error instanceof NetlinkError && error.code === 'EEXIST' && !getLink(node, hostVeth)) {
         throw new CniError(
           CniErrorCode.InvalidNetworkConfig,
           `container interface ${env.ifname} already exists in ${env.netns}`,
@@ -227,7 +233,7 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
       }
       throw error;
     }
-    applyBridgeAddresses(node, bridgeIndex, bridgePlan);
+    applyBridgeAddresses(node, bridge, bridgePlan);
     checkpoint('after-veth');
 
     const pod = await RouteSocket.open(env.netns);
@@ -247,8 +253,8 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     if (masquerade.length > 0) checkpoint('after-masquerade');
 
     result.interfaces = [
-      { name: config.bridge, mac: linkAttribute(config.bridge, 'address') ?? '' },
-      { name: hostVeth, mac: linkAttribute(hostVeth, 'address') ?? '' },
+      { name: config.bridge, mac: getLink(node, config.bridge)?.mac ?? bridge.mac },
+      { name: hostVeth, mac: getLink(node, hostVeth)?.mac ?? '' },
       { name: env.ifname, mac, sandbox: env.netns },
     ];
     if (config.mtu) for (const i of result.interfaces) i.mtu = config.mtu;
@@ -271,27 +277,29 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
 }
 
 /**
- * DEL. Removing the host end takes the container end with it. The kernel
- * makes both the link deletion and the element deletion wait an RCU grace
- * period, so the nft process removing the masquerade elements runs while
- * this one deletes the link. Anything already gone is success (CNI spec
- * 1.1.0, "DEL").
+ * DEL. The allocation is released last, as it was made first: until the
+ * link and the masquerade elements are gone, the address cannot be handed
+ * to another pod (whose element would otherwise be the one removed).
+ * Removing the host end takes the container end with it; the kernel makes
+ * both the link deletion and the element deletion wait an RCU grace period,
+ * so the nft process removing the elements runs while this one deletes the
+ * link. Anything already gone is success (CNI spec 1.1.0, "DEL").
  */
 async function del(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
   checkArgs(env.args, knownArgs);
   const config = parseBridgeConfig(conf);
   const hostVeth = hostVethName(conf.name, env.containerId, env.ifname);
-  const released = await release(conf, env, stdin);
   let masqueradeStep: Promise<void> = Promise.resolve();
   if (config.ipMasq) {
-    const addresses =
-      released.length > 0 ? released : (conf.prevResult?.ips ?? []).map((ip) => ip.address);
-    let entries = masqueradeEntries(conf, hostVeth, addresses);
-    if (entries.length === 0) {
-      // Nothing says which addresses it had: find its elements by their owner comment.
-      const owner = masqueradeOwner(conf, hostVeth);
-      entries = listMasquerade().filter((e) => e.owner === owner);
-    }
+    // Addresses the store still holds for this attachment are its own, and so are their
+    // elements. Anything else (a prevResult, a delegated IPAM) may name an address that
+    // has since gone to another pod: then only elements carrying this owner go.
+    const held = ipamTypeOf(conf) === ipamType ? await ipamAddresses(conf, env) : [];
+    const owner = masqueradeOwner(conf, hostVeth);
+    const entries =
+      held.length > 0
+        ? masqueradeEntries(conf, hostVeth, held)
+        : listMasquerade().filter((e) => e.owner === owner);
     masqueradeStep = applyMasqueradeRemove(entries);
   }
   try {
@@ -304,6 +312,7 @@ async function del(conf: NetConf, env: CniEnvironment, stdin: string): Promise<v
   } finally {
     await masqueradeStep;
   }
+  await release(conf, env, stdin);
 }
 
 async function check(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
@@ -323,51 +332,72 @@ async function status(conf: NetConf, env: CniEnvironment, stdin: string): Promis
 
 /**
  * GC (CNI spec 1.1.0): removes every trace of attachments the runtime no
- * longer lists: their allocations, their host ends (found from the store,
- * from the owner alias on the link, or, for a link a crash left without its
- * alias, from the strata name pattern on this network's bridge) and their
- * masquerade elements (found by owner comment).
+ * longer lists: their host ends (named after the allocations the store holds
+ * for them, or carrying this network's owner alias), their masquerade
+ * elements (by owner comment), and last their allocations. Each step goes
+ * on when another fails, the delegated IPAM plugin always gets its GC, and
+ * every failure is reported together, as the spec asks.
+ *
+ * The runtime must list every attachment it is still adding: one it has not
+ * recorded yet looks stale.
  */
 async function gc(conf: NetConf, env: CniEnvironment, stdin: string): Promise<void> {
   const config = parseBridgeConfig(conf);
-  if (!conf.validAttachments) {
+  const valid = conf.validAttachments;
+  if (!valid) {
     throw new CniError(
       CniErrorCode.InvalidNetworkConfig,
       'GC needs cni.dev/valid-attachments: without it every attachment would look stale',
     );
   }
-  const keep = new Set(
-    conf.validAttachments.map((a) => hostVethName(conf.name, a.containerId, a.ifname)),
-  );
-  const stale = new Set<string>();
+  const failures: string[] = [];
+  const step = async (what: string, fn: () => unknown): Promise<void> => {
+    try {
+      await fn();
+    } catch (error) {
+      failures.push(`${what}: ${(error as Error).message}`);
+    }
+  };
+  const keep = new Set(valid.map((a) => hostVethName(conf.name, a.containerId, a.ifname)));
+  const keepAliases = new Set(valid.map((a) => ownerAlias(conf.name, a.containerId, a.ifname)));
   const type = ipamTypeOf(conf);
-  if (type === ipamType) {
-    for (const a of await ipamGc(conf, conf.validAttachments)) {
+  const stale = new Set<string>();
+  await step('reading the allocations', async () => {
+    if (type !== ipamType) return;
+    for (const a of await ipamStale(conf, valid)) {
       if (a.containerId !== '') stale.add(hostVethName(conf.name, a.containerId, a.ifname));
     }
+  });
+  await step('removing host veths', async () => {
+    const node = await RouteSocket.open();
+    try {
+      const network = ownerAlias(conf.name, '', '').replace(/ +$/, '') + ' ';
+      for (const link of listLinks(node)) {
+        if (keep.has(link.name)) continue;
+        if (link.alias.startsWith(network) && !keepAliases.has(link.alias)) stale.add(link.name);
+      }
+      for (const link of stale) {
+        if (!keep.has(link)) await step(`deleting ${link}`, () => deleteLink(node, link));
+      }
+    } finally {
+      node.close();
+    }
+  });
+  await step('removing masquerade elements', async () => {
+    const prefix = `${shortName(conf.name, 64)} `;
+    const leftovers = listMasquerade().filter(
+      (e) => e.owner.startsWith(prefix) && !keep.has(e.owner.slice(prefix.length)),
+    );
+    await applyMasqueradeRemove(leftovers);
+    if (config.ipMasq) applyMasqueradeBase();
+  });
+  await step('releasing allocations', async () => {
+    if (type === ipamType) await ipamGc(conf, valid);
+    else await execDelegate(type, 'GC', stdin, env);
+  });
+  if (failures.length > 0) {
+    throw new CniError(CniErrorCode.Internal, `GC left work undone: ${failures.join('; ')}`);
   }
-  for (const link of linkNames()) {
-    if (keep.has(link)) continue;
-    const alias = linkAttribute(link, 'ifalias') ?? '';
-    const owner = parseOwnerAlias(alias);
-    if (owner?.network === conf.name) stale.add(link);
-    else if (alias === '' && isStrataVethName(link) && linkMaster(link) === config.bridge)
-      stale.add(link);
-  }
-  const node = await RouteSocket.open();
-  try {
-    for (const link of stale) deleteLink(node, link);
-  } finally {
-    node.close();
-  }
-
-  const prefix = `${conf.name.slice(0, 64)} `;
-  const leftovers = listMasquerade().filter(
-    (e) => e.owner.startsWith(prefix) && !keep.has(e.owner.slice(prefix.length)),
-  );
-  await applyMasqueradeRemove(leftovers);
-  if (config.ipMasq) applyMasqueradeBase();
-  if (type !== ipamType) await execDelegate(type, 'GC', stdin, env);
 }
 
 export const bridgePlugin: CniPlugin = { add, del, check, status, gc };

@@ -26,6 +26,7 @@ export const RTM_NEWROUTE = 24;
 export const RTM_GETROUTE = 26;
 
 export const AF_UNSPEC = 0;
+export const AF_BRIDGE = 7;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
@@ -34,6 +35,7 @@ export const IFF_PROMISC = 0x100;
 
 export const IFLA_ADDRESS = 1;
 export const IFLA_LINK = 5;
+export const IFLA_PROTINFO = 12;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
 export const IFLA_MASTER = 10;
@@ -43,6 +45,9 @@ export const IFLA_NET_NS_FD = 28;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
+/** Bridge port attributes inside IFLA_PROTINFO (linux/if_link.h). */
+export const IFLA_BRPORT_MODE = 4;
+export const IFLA_BRPORT_ISOLATED = 33;
 
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
@@ -64,8 +69,8 @@ export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 export const RTN_UNICAST = 1;
 
-// Nested attributes are written without NLA_F_NESTED, as iproute2 writes them; the kernel
-// accepts both for the rtnetlink attributes used here.
+// Nested attributes are written without NLA_F_NESTED, as iproute2 writes them, unless the
+// attribute asks for it: the bridge reads IFLA_PROTINFO as nested only when the flag is set.
 const NLA_F_NESTED = 0x8000;
 const headerLength = 16;
 
@@ -77,6 +82,12 @@ function align4(n: number): number {
 export interface Attribute {
   type: number;
   value: Uint8Array | Attribute[];
+  /** Sets NLA_F_NESTED on the type. */
+  nestedFlag?: boolean;
+}
+
+export function u8(value: number): Uint8Array {
+  return Uint8Array.of(value & 0xff);
 }
 
 export function u32(value: number): Uint8Array {
@@ -101,7 +112,7 @@ function writeAttributes(target: Buffer, offset: number, attributes: readonly At
   for (const a of attributes) {
     const length = attributeLength(a);
     target.writeUInt16LE(length, offset);
-    target.writeUInt16LE(a.type, offset + 2);
+    target.writeUInt16LE(a.nestedFlag ? a.type | NLA_F_NESTED : a.type, offset + 2);
     if (Array.isArray(a.value)) writeAttributes(target, offset + 4, a.value);
     else target.set(a.value, offset + 4);
     offset += align4(length);

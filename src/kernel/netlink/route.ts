@@ -13,6 +13,7 @@ import {
 } from '../../netaddr/ip.js';
 import {
   AF_INET,
+  AF_BRIDGE,
   AF_INET6,
   AF_UNSPEC,
   type Attribute,
@@ -57,6 +58,10 @@ import {
   RT_TABLE_MAIN,
   VETH_INFO_PEER,
   cstring,
+  u8,
+  IFLA_BRPORT_ISOLATED,
+  IFLA_BRPORT_MODE,
+  IFLA_PROTINFO,
   decodeAttributes,
   encodeAttributes,
   ifaddrmsg,
@@ -71,41 +76,90 @@ const familyCode = { 4: AF_INET, 6: AF_INET6 } as const;
 
 export interface LinkInfo {
   index: number;
+  name: string;
   flags: number;
   /** IFLA_INFO_KIND: "bridge", "veth", ...; empty for a link with no kind (a physical one). */
   kind: string;
   mac: string;
   mtu: number;
+  /** IFLA_IFALIAS; empty when unset. */
+  alias: string;
+  /** The index of the bridge (or other master) the link is enslaved to. */
+  master?: number;
   /** IFLA_LINK: for a veth, its peer's index (in the peer's namespace). */
   peerIndex?: number;
 }
 
+function text(value: Buffer | undefined): string {
+  return value ? value.toString('utf8').replace(/\0+$/, '') : '';
+}
+
+function decodeLink(payload: Buffer): LinkInfo {
+  const attrs = decodeAttributes(payload.subarray(16));
+  const linkinfo = attrs.get(IFLA_LINKINFO);
+  const mac = attrs.get(IFLA_ADDRESS);
+  const info: LinkInfo = {
+    index: payload.readInt32LE(4),
+    name: text(attrs.get(IFLA_IFNAME)),
+    flags: payload.readUInt32LE(8),
+    kind: text(linkinfo ? decodeAttributes(linkinfo).get(IFLA_INFO_KIND) : undefined),
+    mac: mac ? [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '',
+    mtu: attrs.get(IFLA_MTU)?.readUInt32LE(0) ?? 0,
+    alias: text(attrs.get(IFLA_IFALIAS)),
+  };
+  const master = attrs.get(IFLA_MASTER);
+  if (master) info.master = master.readUInt32LE(0);
+  const peer = attrs.get(IFLA_LINK);
+  if (peer) info.peerIndex = peer.readUInt32LE(0);
+  return info;
+}
+
 /** A link by name, as the kernel sees it now; undefined when there is no such link. */
 export function getLink(sock: RouteSocket, name: string): LinkInfo | undefined {
-  let reply;
   try {
-    [reply] = sock.request(`looking up ${name}`, RTM_GETLINK, 0, ifinfomsg(), [
+    const [reply] = sock.request(`looking up ${name}`, RTM_GETLINK, 0, ifinfomsg(), [
       { type: IFLA_IFNAME, value: cstring(name) },
     ]);
+    return reply ? decodeLink(reply.payload) : undefined;
   } catch (error) {
     if (error instanceof NetlinkError && error.code === 'ENODEV') return undefined;
     throw error;
   }
-  if (!reply) return undefined;
-  const attrs = decodeAttributes(reply.payload.subarray(16));
-  const linkinfo = attrs.get(IFLA_LINKINFO);
-  const kind = linkinfo ? decodeAttributes(linkinfo).get(IFLA_INFO_KIND) : undefined;
-  const mac = attrs.get(IFLA_ADDRESS);
-  const info: LinkInfo = {
-    index: reply.payload.readInt32LE(4),
-    flags: reply.payload.readUInt32LE(8),
-    kind: kind ? kind.toString('utf8').replace(/\0+$/, '') : '',
-    mac: mac ? [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '',
-    mtu: attrs.get(IFLA_MTU)?.readUInt32LE(0) ?? 0,
-  };
-  const peer = attrs.get(IFLA_LINK);
-  if (peer) info.peerIndex = peer.readUInt32LE(0);
-  return info;
+}
+
+/** Every link of the socket's namespace. */
+export function listLinks(sock: RouteSocket): LinkInfo[] {
+  return sock
+    .request('listing links', RTM_GETLINK, NLM_F_DUMP, ifinfomsg())
+    .map((m) => decodeLink(m.payload));
+}
+
+/** Sets a link's MAC address. */
+export function setLinkMac(sock: RouteSocket, index: number, mac: string): void {
+  sock.request(`setting the MAC of link ${index}`, RTM_SETLINK, 0, ifinfomsg({ index }), [
+    { type: IFLA_ADDRESS, value: macBytes(mac) },
+  ]);
+}
+
+/** Sets bridge port flags (hairpin, isolation) on a port of a bridge. */
+export function setBridgePort(
+  sock: RouteSocket,
+  index: number,
+  port: { hairpin?: boolean; isolated?: boolean },
+): void {
+  const flags: Attribute[] = [];
+  if (port.hairpin !== undefined)
+    flags.push({ type: IFLA_BRPORT_MODE, value: u8(port.hairpin ? 1 : 0) });
+  if (port.isolated !== undefined)
+    flags.push({ type: IFLA_BRPORT_ISOLATED, value: u8(port.isolated ? 1 : 0) });
+  if (flags.length === 0) return;
+  sock.request(
+    `setting bridge port flags on link ${index}`,
+    RTM_SETLINK,
+    0,
+    ifinfomsg({ family: AF_BRIDGE, index }),
+    [{ type: IFLA_PROTINFO, value: flags, nestedFlag: true }],
+  );
 }
 
 /** A link's index by name; undefined when there is no such link. */
@@ -117,11 +171,12 @@ export function linkIndex(sock: RouteSocket, name: string): number | undefined {
 export function createBridge(
   sock: RouteSocket,
   name: string,
-  options: { mtu?: number; promisc?: boolean },
+  options: { mtu?: number; promisc?: boolean; mac?: string },
 ): void {
   const flags = IFF_UP | (options.promisc ? IFF_PROMISC : 0);
   const attrs: Attribute[] = [{ type: IFLA_IFNAME, value: cstring(name) }];
   if (options.mtu) attrs.push({ type: IFLA_MTU, value: u32(options.mtu) });
+  if (options.mac) attrs.push({ type: IFLA_ADDRESS, value: macBytes(options.mac) });
   attrs.push({ type: IFLA_LINKINFO, value: [{ type: IFLA_INFO_KIND, value: cstring('bridge') }] });
   sock.request(
     `creating bridge ${name}`,
