@@ -138,9 +138,17 @@ export function listMasquerade(): MasqueradeEntry[] {
     for (const e of set.elem ?? []) {
       const elem = (e as { elem?: { val?: { concat?: unknown[] }; comment?: string } }).elem;
       const [ip, subnet] = elem?.val?.concat ?? [];
+      // nft prints a /32 or /128 subnet as a plain address.
       const pfx = (subnet as { prefix?: { addr: string; len: number } } | undefined)?.prefix;
-      if (typeof ip === 'string' && pfx && elem?.comment) {
-        out.push({ address: `${ip}/${pfx.len}`, owner: elem.comment });
+      const length = pfx
+        ? pfx.len
+        : typeof subnet === 'string'
+          ? subnet.includes(':')
+            ? 128
+            : 32
+          : 0;
+      if (typeof ip === 'string' && length > 0 && elem?.comment) {
+        out.push({ address: `${ip}/${length}`, owner: elem.comment });
       }
     }
   }

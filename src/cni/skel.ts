@@ -33,11 +33,21 @@ export interface PluginIo {
 export const processIo: PluginIo = {
   env: process.env,
   readStdin: () => {
-    try {
-      return readFileSync(0, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return '';
-      throw new CniError(CniErrorCode.IoFailure, `cannot read stdin: ${(error as Error).message}`);
+    // A non-blocking stdin answers EAGAIN until the runtime has written: wait for
+    // it (up to ten seconds) rather than read an empty configuration.
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (let waited = 0; ; waited += 5) {
+      try {
+        return readFileSync(0, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || waited >= 10_000) {
+          throw new CniError(
+            CniErrorCode.IoFailure,
+            `cannot read stdin: ${(error as Error).message}`,
+          );
+        }
+        Atomics.wait(pause, 0, 0, 5);
+      }
     }
   },
   // Plain writes to fds 1 and 2: creating Bun's process.stdout stream costs

@@ -2,7 +2,7 @@
  * nftables: every change is one `nft -f -` transaction, applied whole or not
  * at all, as kube-proxy's nftables mode does it.
  */
-import { run, runAsync } from './command.js';
+import { CommandError, run, runAsync } from './command.js';
 
 /** Applies a ruleset script atomically. */
 export function nftApply(script: string): void {
@@ -14,11 +14,16 @@ export async function nftApplyAsync(script: string): Promise<void> {
   await runAsync('nft', ['-f', '-'], script);
 }
 
-/** Lists an object as nft's JSON; undefined when it does not exist. */
+/** Lists an object as nft's JSON; undefined when it does not exist, an error for any other failure. */
 export function nftListJson(what: string): unknown {
+  let stdout: string;
   try {
-    return JSON.parse(run('nft', ['-j', 'list', ...what.split(' ')]).stdout) as unknown;
-  } catch {
-    return undefined;
+    stdout = run('nft', ['-j', 'list', ...what.split(' ')]).stdout;
+  } catch (error) {
+    if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) {
+      return undefined;
+    }
+    throw error;
   }
+  return JSON.parse(stdout) as unknown;
 }

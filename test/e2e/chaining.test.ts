@@ -225,10 +225,10 @@ describe('plugin chains run by the strata runtime', { skip }, () => {
     assert.deepEqual(cachedResultFiles(runtime), []);
   });
 
-  it('a failing ADD deletes plugins k..0 in reverse; prevResult and runtimeConfig flow as the spec says', async () => {
+  it('a failing ADD deletes the list in reverse; prevResult and runtimeConfig flow as the spec says', async () => {
     // Spec "Deriving execution configuration": name and cniVersion injected, capabilities
     // removed, runtimeConfig limited to declared capabilities, prevResult the previous result.
-    // Spec "Lifecycle & Ordering": a failed ADD is followed by DEL; here, of plugins k..0.
+    // Spec "Lifecycle & Ordering": a failed ADD is followed by DEL of the list, in reverse.
     const recorder = installRecorder(lab, ['rec-a', 'rec-b']);
     const chainRuntime = testRuntime(lab, node, {
       binDirs: [recorder.dir, ...runtime.binDirs],
@@ -279,6 +279,30 @@ describe('plugin chains run by the strata runtime', { skip }, () => {
     assert.deepEqual(strataHostVeths(node), []);
     assert.equal(link(pod, 'eth0'), undefined);
     assert.deepEqual(cachedResultFiles(chainRuntime), []);
+  });
+
+  // containerd and CRI-O DEL every plugin of the list after a failed ADD, including
+  // those after the one that failed (a plugin must accept a DEL of what it never added).
+  it('a failing ADD in the middle deletes the plugins after it too', async () => {
+    const recorder = installRecorder(lab, ['rec-a', 'rec-b']);
+    const chainRuntime = testRuntime(lab, node, { binDirs: [recorder.dir, ...runtime.binDirs] });
+    const name = uniqueName('rm');
+    const list = loadList({
+      cniVersion: '1.0.0',
+      name,
+      plugins: [strataPlugin('10.96.7.0/24'), { type: 'rec-a', failAdd: true }, { type: 'rec-b' }],
+    });
+    const pod = lab.netns('stcp');
+    const rt = { containerId: uniqueName('ctr'), netns: netnsPath(pod), ifname: 'eth0' };
+    await assert.rejects(addNetworkList(chainRuntime, list, rt), PluginError);
+    assert.deepEqual(
+      recorder
+        .calls()
+        .filter((c) => c.command !== 'VERSION')
+        .map((c) => `${c.command} ${c.type}`),
+      ['ADD rec-a', 'DEL rec-b', 'DEL rec-a'],
+    );
+    assert.deepEqual(allocationFiles(dataDir, name), []);
   });
 
   it('DEL runs in reverse order with the cached final result', async () => {

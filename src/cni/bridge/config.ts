@@ -56,7 +56,7 @@ const knownKeys = new Set([
 /** Reference bridge fields strata does not implement, with the value that means "off". */
 const unsupportedUnlessDefault: Record<string, unknown> = {
   vlan: 0,
-  vlanTrunk: undefined,
+  vlanTrunk: [],
   macspoofchk: false,
   disableContainerInterface: false,
 };

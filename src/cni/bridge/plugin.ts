@@ -183,7 +183,13 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     const result = emptyResult();
     result.ips = ipam.ips;
     result.routes = ipam.routes;
-    result.dns = conf.dns.nameservers?.length || conf.dns.search?.length ? conf.dns : ipam.dns;
+    // The configuration's dns wins when any of it is set, as the reference dnsConfSet decides.
+    const dnsSet =
+      !!conf.dns.nameservers?.length ||
+      !!conf.dns.search?.length ||
+      !!conf.dns.domain ||
+      !!conf.dns.options?.length;
+    result.dns = dnsSet ? conf.dns : ipam.dns;
     const gateways = planGateways(config, result);
     const masquerade = config.ipMasq
       ? masqueradeEntries(

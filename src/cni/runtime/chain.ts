@@ -143,19 +143,21 @@ export async function validateNetworkList(
 }
 
 /**
- * DELs plugins `from`..0 in reverse after plugin `from` failed its ADD, best
- * effort; the failures are recorded on the ADD's error, which is what the caller sees.
+ * DELs the whole list in reverse after a failed ADD, best effort, as
+ * containerd and CRI-O do (spec, "Error handling" of network configuration
+ * lists: the runtime deletes every plugin, even those not called, and a
+ * plugin must accept a DEL for something it never added). The failures are
+ * recorded on the ADD's error, which is what the caller sees.
  */
 async function undoAdd(
   runtime: CniRuntimeConfig,
   list: NetworkConfigList,
   paths: readonly string[],
-  from: number,
   lastResult: CniResult | undefined,
   rt: RuntimeConf,
   failure: unknown,
 ): Promise<void> {
-  for (let i = from; i >= 0; i--) {
+  for (let i = list.plugins.length - 1; i >= 0; i--) {
     const plugin = list.plugins[i];
     const path = paths[i];
     if (!plugin || !path) continue;
@@ -175,8 +177,8 @@ async function undoAdd(
  * Adds an attachment (spec 1.1.0, "Adding an attachment"): checks every
  * plugin's VERSION first, then runs ADD through the chain, each plugin
  * getting the previous result as prevResult, and caches the final result.
- * If plugin k fails, plugins k..0 are deleted in reverse order (the DEL the
- * spec requires after a failed ADD) and plugin k's error is thrown.
+ * If plugin k fails, the whole list is deleted in reverse order and plugin
+ * k's error is thrown.
  */
 export async function addNetworkList(
   runtime: CniRuntimeConfig,
@@ -199,7 +201,7 @@ export async function addNetworkList(
         attachmentRequest('ADD', rt, config, labelOf(i, plugin)),
       );
     } catch (error) {
-      await undoAdd(runtime, list, paths, i, result, rt, error);
+      await undoAdd(runtime, list, paths, result, rt, error);
       throw error;
     }
   }
@@ -218,7 +220,7 @@ export async function addNetworkList(
     });
   } catch (error) {
     // Without the cached result DEL and CHECK could not be run right: undo rather than leave it half-known.
-    await undoAdd(runtime, list, paths, list.plugins.length - 1, result, rt, error);
+    await undoAdd(runtime, list, paths, result, rt, error);
     throw new CniError(
       CniErrorCode.IoFailure,
       `cannot cache the result of network "${list.name}" in ${cacheDirOf(runtime)}; the attachment was deleted again`,

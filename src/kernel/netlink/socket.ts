@@ -5,7 +5,7 @@
  * at once. Requests are synchronous: send, then read until the kernel's
  * acknowledgement or the end of a dump.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { type Libc, libc } from '../libc.js';
 import {
   type Attribute,
@@ -121,8 +121,12 @@ export class RouteSocket {
         failure = error as Error;
       }
       if (c.setns(home, CLONE_NEWNET) !== 0) {
-        // Staying in the pod's namespace would send every later step to the wrong place.
-        throw new NetlinkError('returning to the node namespace', -c.errno());
+        // Staying in the pod's namespace would send every later step, the rollback
+        // included, to the wrong place: stop at once, as Go's netns.Do discards a
+        // thread it cannot switch back. GC cleans up what this call made.
+        const errno = c.errno();
+        writeSync(2, `strata: cannot return to the node's network namespace (errno ${errno})\n`);
+        c.exit(70);
       }
     } finally {
       closeSync(target);
