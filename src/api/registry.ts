@@ -1,22 +1,16 @@
 /**
  * Every kind the API serves. The validation and defaulting of each kind
- * lives in src/api/validation/; a kind without rules of its own yet gets the
- * checks every object shares (metadata, envelope).
+ * lives in src/api/validation/ (its table in kinds.ts); every kind also gets
+ * the checks all objects share (metadata, envelope).
  */
-import { type FieldError, type KubeObject, type ResourceType, apiVersionOf } from './types.js';
+import { type ResourceType, apiVersionOf } from './types.js';
+import { type KindRules, ruleTable } from './validation/kinds.js';
 import { validateObjectEnvelope } from './validation/meta.js';
 
-interface Rules {
-  applyDefaults?: (object: KubeObject) => void;
-  validate?: (object: KubeObject, old?: KubeObject) => FieldError[];
-}
-
-/** Kind-specific rules, registered by src/api/validation/index.ts. */
-const rulesByKind = new Map<string, Rules>();
-
-export function registerRules(group: string, kind: string, rules: Rules): void {
-  rulesByKind.set(`${group}/${kind}`, rules);
-}
+/** Kind-specific rules, by `group/kind`. */
+const rulesByKind = new Map<string, KindRules>(
+  ruleTable.map(({ group, kind, rules }) => [`${group}/${kind}`, rules]),
+);
 
 function resource(
   group: string,
