@@ -1,0 +1,20 @@
+/** What every request handler works with. */
+import type { Store } from '../store/store.js';
+import type { NamespaceLifecycle } from './namespaces.js';
+
+export interface WatchSettings {
+  /** How often a watch that allows bookmarks gets one (upstream: about once a minute). */
+  bookmarkIntervalMs: number;
+  /** How long a watch without `timeoutSeconds` lasts (kube-apiserver's --min-request-timeout). */
+  defaultTimeoutSeconds: number;
+  /** A watcher that lets this much output pile up unread is dropped; it resumes from its last resourceVersion. */
+  maxBufferedBytes: number;
+}
+
+export interface ApiContext {
+  store: Store;
+  namespaces: NamespaceLifecycle;
+  watch: WatchSettings;
+  /** Ends every open watch stream (on shutdown). */
+  openWatches: Set<() => void>;
+}
