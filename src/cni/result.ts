@@ -43,6 +43,12 @@ export interface CniResult {
   ips: CniIpConfig[];
   routes: CniRoute[];
   dns: CniDns;
+  /**
+   * The JSON a plugin printed, when the result was decoded from one: passed
+   * on verbatim (as the next plugin's prevResult, into the cache) so fields
+   * this model does not hold (socketPath, pciID, a plugin's own) are not lost.
+   */
+  raw?: Record<string, unknown>;
 }
 
 export function emptyResult(): CniResult {
@@ -60,6 +66,7 @@ function isDnsEmpty(dns: CniDns): boolean {
 
 /** The result as the JSON object of the requested spec version. */
 export function encodeResult(result: CniResult, version: CniVersion): Record<string, unknown> {
+  if (result.raw && result.raw.cniVersion === version) return result.raw;
   const modern = versionAtLeast(version, '1.1.0');
   const legacy = !versionAtLeast(version, '1.0.0');
   const out: Record<string, unknown> = { cniVersion: version };
@@ -175,6 +182,8 @@ export function decodeResult(raw: unknown, field = 'prevResult'): CniResult {
     return route;
   });
   result.dns = decodeDns(obj.dns, `${field}.dns`);
+  // Not enumerable: the model's own fields are what a reader compares and prints.
+  Object.defineProperty(result, 'raw', { value: obj, enumerable: false, writable: true });
   return result;
 }
 

@@ -148,3 +148,26 @@ describe('decodeResult', () => {
     });
   }
 });
+
+describe('a decoded result passed on', () => {
+  // Spec 1.1.0 "Chained Plugins": each plugin gets the previous plugin's result as it was;
+  // fields this model does not hold (1.1.0's socketPath and pciID, a plugin's own) must survive.
+  it('is encoded back verbatim in its own version', () => {
+    const printed = {
+      cniVersion: '1.1.0',
+      interfaces: [{ name: 'net1', socketPath: '/run/vhost.sock', pciID: '0000:00:1f.6' }],
+      ips: [{ address: '10.1.0.5/24', interface: 0 }],
+      custom: { kept: true },
+    };
+    const decoded = decodeResult(printed);
+    assert.deepEqual(encodeResult(decoded, '1.1.0'), printed);
+  });
+
+  it('is converted when another version is asked for', () => {
+    const decoded = decodeResult({ cniVersion: '1.1.0', ips: [{ address: '10.1.0.5/24' }] });
+    assert.deepEqual(encodeResult(decoded, '0.4.0'), {
+      cniVersion: '0.4.0',
+      ips: [{ version: '4', address: '10.1.0.5/24' }],
+    });
+  });
+});
