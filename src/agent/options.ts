@@ -1,0 +1,195 @@
+/**
+ * The node agent's settings: what `strata agent` is given on its command
+ * line (docs/cluster.md, "Components"), the defaults, and the paths of the
+ * node's state directory they imply.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { ApiTarget } from '../client/index.js';
+import { type IpAddress, type IpPrefix, parseIp, parsePrefix } from '../netaddr/ip.js';
+
+/** How pod traffic reaches other nodes: routed on the underlay, or in a VXLAN overlay (Flannel's layout). */
+export type Backend = 'host-gw' | 'vxlan';
+
+export interface AgentOptions {
+  /** The cluster's state directory; the agent keeps its own under `nodes/<node>/`. */
+  stateDir: string;
+  /** The API server: a unix socket path, `unix:///path` or `http://host:port`. */
+  api: ApiTarget;
+  nodeName: string;
+  /** The node's address on the underlay (its InternalIP). */
+  nodeIp: string;
+  backend: Backend;
+  /** Names pod network namespaces (`strata-<cluster>-<uid>`); `default` when unset. */
+  cluster?: string;
+  /** Where CNI plugins are looked for; strata's own dist/bin, then /opt/cni/bin, when unset. */
+  cniBinDirs?: readonly string[];
+  /** Destinations never masqueraded besides every node's pod CIDR (the cluster CIDR, when known). */
+  clusterCidr?: string;
+  /** The underlay link of the node; `eth0` when unset. */
+  nodeInterface?: string;
+  /** How often the Ready condition is refreshed; 10 s (kubelet's nodeStatusUpdateFrequency). */
+  heartbeatIntervalMs?: number;
+  /** How often pods that vanished without a watch event are looked for; 30 s. */
+  housekeepingIntervalMs?: number;
+  /** Where the agent reports what it does; stderr when unset. */
+  log?: (line: string) => void;
+  /** Aborts a start that is still waiting (for the API server, for the pod CIDR). */
+  signal?: AbortSignal;
+}
+
+/** The options with every default filled and every value checked. */
+export interface AgentSettings {
+  stateDir: string;
+  api: ApiTarget;
+  nodeName: string;
+  nodeIp: IpAddress;
+  nodeIpText: string;
+  backend: Backend;
+  cluster: string;
+  cniBinDirs: readonly string[];
+  clusterCidr?: IpPrefix;
+  nodeInterface: string;
+  heartbeatIntervalMs: number;
+  housekeepingIntervalMs: number;
+  log: (line: string) => void;
+  /** `<stateDir>/nodes/<node>`, and the paths docs/cluster.md lays out under it. */
+  nodeDir: string;
+  netDir: string;
+  cniCacheDir: string;
+  ipamDir: string;
+  podsDir: string;
+}
+
+/** A command line or option the agent cannot run with; the message says which and why. */
+export class AgentUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentUsageError';
+  }
+}
+
+/** dist/bin next to the compiled agent (dist/src/agent): strata-cni and strata-ipam. */
+export const bundledCniBinDir = fileURLToPath(new URL('../../bin', import.meta.url));
+
+/** A DNS-1123 subdomain, as a Node's name must be. */
+const nodeNamePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const clusterNamePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function stderrLog(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/** Fills the defaults and checks the options; AgentUsageError names the bad one. */
+export function resolveSettings(options: AgentOptions): AgentSettings {
+  const { nodeName, stateDir } = options;
+  if (!nodeNamePattern.test(nodeName) || nodeName.length > 253) {
+    throw new AgentUsageError(
+      `--node must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.'): got ${JSON.stringify(nodeName)}`,
+    );
+  }
+  const nodeIp = parseIp(options.nodeIp);
+  if (nodeIp?.family !== 4) {
+    throw new AgentUsageError(
+      `--node-ip must be an IPv4 address: got ${JSON.stringify(options.nodeIp)}`,
+    );
+  }
+  if (options.backend !== 'host-gw' && options.backend !== 'vxlan') {
+    throw new AgentUsageError(
+      `--backend must be host-gw or vxlan: got ${JSON.stringify(options.backend)}`,
+    );
+  }
+  const cluster = options.cluster ?? 'default';
+  if (!clusterNamePattern.test(cluster) || cluster.length > 40) {
+    throw new AgentUsageError(
+      `--cluster must be a DNS-1123 label of at most 40 characters: got ${JSON.stringify(cluster)}`,
+    );
+  }
+  let clusterCidr: IpPrefix | undefined;
+  if (options.clusterCidr !== undefined) {
+    clusterCidr = parsePrefix(options.clusterCidr);
+    if (clusterCidr?.address.family !== 4) {
+      throw new AgentUsageError(
+        `--cluster-cidr must be an IPv4 CIDR: got ${JSON.stringify(options.clusterCidr)}`,
+      );
+    }
+  }
+  if (stateDir === '') throw new AgentUsageError('--state-dir must not be empty');
+  const nodeDir = join(stateDir, 'nodes', nodeName);
+  return {
+    stateDir,
+    api: options.api,
+    nodeName,
+    nodeIp,
+    nodeIpText: options.nodeIp,
+    backend: options.backend,
+    cluster,
+    cniBinDirs: options.cniBinDirs?.length
+      ? options.cniBinDirs
+      : [bundledCniBinDir, '/opt/cni/bin'],
+    clusterCidr,
+    nodeInterface: options.nodeInterface ?? 'eth0',
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+    housekeepingIntervalMs: options.housekeepingIntervalMs ?? 30_000,
+    log: options.log ?? stderrLog,
+    nodeDir,
+    netDir: join(nodeDir, 'net.d'),
+    cniCacheDir: join(nodeDir, 'cni-cache'),
+    ipamDir: join(nodeDir, 'ipam'),
+    podsDir: join(nodeDir, 'pods'),
+  };
+}
+
+export const agentUsage = `Usage: strata agent --state-dir DIR --api SOCKET --node NAME --node-ip IP --backend host-gw|vxlan
+                    [--cluster NAME] [--cni-bin-dir DIR]... [--cluster-cidr CIDR]
+
+Runs the node agent inside the node's network namespace: registers the Node, runs the
+pods bound to it (network namespace, CNI, processes), and routes to other nodes' pods.
+`;
+
+/** Parses `strata agent` arguments; AgentUsageError on anything missing or unknown. */
+export function parseAgentArgs(argv: readonly string[]): AgentOptions {
+  let values: Record<string, string | string[] | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'state-dir': { type: 'string' },
+        api: { type: 'string' },
+        node: { type: 'string' },
+        'node-ip': { type: 'string' },
+        backend: { type: 'string' },
+        cluster: { type: 'string' },
+        'cni-bin-dir': { type: 'string', multiple: true },
+        'cluster-cidr': { type: 'string' },
+      },
+    }));
+  } catch (error) {
+    throw new AgentUsageError((error as Error).message);
+  }
+  const required = (name: string): string => {
+    const value = values[name];
+    if (typeof value !== 'string' || value === '') {
+      throw new AgentUsageError(`--${name} is required`);
+    }
+    return value;
+  };
+  const optional = (name: string): string | undefined => {
+    const value = values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const binDirs = values['cni-bin-dir'];
+  return {
+    stateDir: required('state-dir'),
+    api: required('api'),
+    nodeName: required('node'),
+    nodeIp: required('node-ip'),
+    backend: required('backend') as Backend,
+    cluster: optional('cluster'),
+    cniBinDirs: Array.isArray(binDirs) ? binDirs : undefined,
+    clusterCidr: optional('cluster-cidr'),
+  };
+}
