@@ -1,6 +1,64 @@
 #!/usr/bin/env bash
-# strata's main job, from a fresh machine: set-up, then the demo.
+# strata's main job, from a fresh machine: set-up, a two-node local cluster, the demo
+# workload (examples/demo/: a frontend and a backend that call each other across
+# nodes), and one request through it. The cluster stays up for you to explore;
+# `node dist/bin/strata down` removes all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-node dist/bin/strata demo
+if ! command -v curl >/dev/null; then
+  echo "demo: installing curl"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+fi
+
+strata() { node dist/bin/strata "$@"; }
+
+# The default cluster: examples/demo/demo.yaml points the frontend at its API socket.
+strata up --nodes 2
+strata apply -f examples/demo/
+
+# "<pod IP> <node> <pod name>" of each running pod labelled app=$1.
+pods() {
+  strata get pods -n demo -l "app=$1" -o json | node -e '
+    let text = ""; process.stdin.on("data", (c) => (text += c)).on("end", () => {
+      for (const pod of JSON.parse(text).items)
+        if (pod.status?.phase === "Running" && pod.status.podIP)
+          console.log(`${pod.status.podIP} ${pod.spec.nodeName} ${pod.metadata.name}`);
+    });'
+}
+
+# From node-1's namespace to a frontend pod, on node-2 when there is one: node to pod
+# across the underlay, then the frontend to both backend pods, one on each node.
+echo "waiting for the frontend to answer"
+answer=""
+for _ in $(seq 1 120); do
+  target=$(pods frontend | sort -k2 -r | head -n1 | cut -d' ' -f1)
+  if [ -n "$target" ] &&
+    answer=$(ip netns exec strata-default-node-1 curl -fsS --max-time 3 "http://$target:8080/" 2>/dev/null); then
+    break
+  fi
+  answer=""
+  sleep 1
+done
+if [ -z "$answer" ]; then
+  echo "demo: the frontend did not answer within 2 minutes; what the cluster shows:" >&2
+  strata get pods -n demo -o wide >&2 || true
+  echo "logs: node dist/bin/strata logs -n demo POD; take it down: node dist/bin/strata down" >&2
+  exit 1
+fi
+
+echo
+echo "\$ ip netns exec strata-default-node-1 curl http://$target:8080/"
+echo "$answer"
+frontend=$(pods frontend | head -n1 | cut -d' ' -f3)
+backend=$(pods backend | head -n1 | cut -d' ' -f1)
+cat <<NEXT
+
+The demo cluster is up. Try (strata is node dist/bin/strata):
+  strata get pods -n demo -o wide         pods, their IPs and nodes
+  strata describe service backend -n demo the backend's endpoints
+  strata logs -n demo $frontend
+  strata exec -n demo $frontend -- curl -s http://$backend:8080/
+  strata status                           nodes, pod CIDRs, processes
+  strata down                             remove everything strata made
+NEXT

@@ -36,6 +36,18 @@ export function readyCondition(now: string, since: string): Record<string, unkno
   };
 }
 
+/** The Node's conditions with `condition` in place of the one of its type, as kubelet merges them. */
+function withCondition(
+  node: KubeObject,
+  condition: Record<string, unknown>,
+): Record<string, unknown>[] {
+  const current = node.status?.conditions;
+  const others = Array.isArray(current)
+    ? (current as Record<string, unknown>[]).filter((c) => c.type !== condition.type)
+    : [];
+  return [...others, condition];
+}
+
 /** The status the agent registers its Node with. */
 export function compileNodeStatus(
   settings: Pick<AgentSettings, 'nodeName' | 'nodeIpText'>,
@@ -122,12 +134,9 @@ export class NodeRegistration {
     }
     const existing = await this.client.patch(nodeResource, nodeName, { metadata });
     this.#readySince = readySinceOf(existing) ?? now;
-    await this.client.patch(
-      nodeResource,
-      nodeName,
-      { status: compileNodeStatus(this.settings, now, this.#readySince) },
-      { subresource: 'status' },
-    );
+    const status = compileNodeStatus(this.settings, now, this.#readySince);
+    status.conditions = withCondition(existing, readyCondition(now, this.#readySince));
+    await this.client.patch(nodeResource, nodeName, { status }, { subresource: 'status' });
   }
 
   /** Refreshes the Ready condition's heartbeat every heartbeatIntervalMs. */
@@ -139,10 +148,18 @@ export class NodeRegistration {
 
   async #beat(): Promise<void> {
     try {
+      // A merge patch replaces a list whole: send every condition, others' (the
+      // controller's NetworkUnavailable) untouched, with the version they were read at.
+      const node = await this.client.get(nodeResource, this.settings.nodeName);
       await this.client.patch(
         nodeResource,
         this.settings.nodeName,
-        { status: { conditions: [readyCondition(timestamp(), this.#readySince)] } },
+        {
+          metadata: { resourceVersion: node.metadata.resourceVersion },
+          status: {
+            conditions: withCondition(node, readyCondition(timestamp(), this.#readySince)),
+          },
+        },
         { subresource: 'status' },
       );
     } catch (error) {
