@@ -57,6 +57,30 @@ function mentions(argv: readonly string[], stateDir: string): boolean {
 }
 
 /** Whether `pid` is alive and still one of the cluster's processes (its argv names the state dir). */
+/**
+ * Whether a process `up` just started is still alive: not gone, not a zombie,
+ * and not replaced by another program. An empty or unreadable cmdline alone
+ * does not count as gone: a component started through `ip netns exec` shows
+ * one for an instant while it execs node.
+ */
+export function isStartingProcessAlive(pid: number, stateDir: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  let state: string;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return false;
+  }
+  if (state === 'Z' || state === 'X') return false;
+  const argv = processArgv(pid);
+  return argv === undefined || mentions(argv, stateDir);
+}
+
 export function isClusterProcess(pid: number, stateDir: string): boolean {
   const argv = processArgv(pid);
   return argv !== undefined && mentions(argv, stateDir);

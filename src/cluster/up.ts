@@ -26,7 +26,7 @@ import { cniExecutable, componentMissing, strataExecutable } from './components.
 import { type Progress, teardown } from './down.js';
 import { ClusterError } from './errors.js';
 import { createNode, createUnderlay, listNamespaces } from './network.js';
-import { isClusterProcess, startDetached } from './processes.js';
+import { isStartingProcessAlive, startDetached } from './processes.js';
 import {
   type ClusterRecord,
   createRecord,
@@ -205,7 +205,7 @@ class Startup {
   #check(): void {
     if (this.interrupted) throw new ClusterError('STRATA_ERR_CLUSTER_UP', 'Interrupted');
     for (const [component, pid] of Object.entries(this.record.processes)) {
-      if (isClusterProcess(pid, this.stateDir)) continue;
+      if (isStartingProcessAlive(pid, this.stateDir)) continue;
       this.out.write(`✗ ${component} exited; the end of its log:\n`);
       this.out.write(logTail(logFile(this.stateDir, component)));
       throw new StartupError(`${component} exited during start-up`, [`${component}.log`]);
