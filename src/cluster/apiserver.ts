@@ -4,7 +4,7 @@
  * SIGTERM or SIGINT it stops listening, lets requests in flight finish,
  * closes the store and exits 0.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApiServer } from '../apiserver/server.js';
 import { FileStore } from '../store/file.js';
@@ -29,6 +29,8 @@ export async function apiserverCommand(argv: readonly string[]): Promise<number>
   let server;
   try {
     server = await startApiServer({ store, listen: { socketPath } });
+    // Whoever can reach the socket can run commands as root in pods: owner only.
+    chmodSync(socketPath, 0o600);
   } catch (error) {
     await store.close();
     throw error;

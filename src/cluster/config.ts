@@ -4,7 +4,7 @@
  * docs/cluster.md (the record cluster.json holds), or refuses with an error
  * naming the option. Pure: no file, namespace or process is touched here.
  */
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import {
   type IpPrefix,
   formatIp,
@@ -99,7 +99,9 @@ export function defaultStateDir(name: string): string {
 /** The cluster a command names with --name and --state-dir. */
 export function resolveTarget(options: Partial<ClusterTarget>): ClusterTarget {
   const name = checkClusterName(options.name ?? clusterDefaults.name);
-  return { name, stateDir: options.stateDir ?? defaultStateDir(name) };
+  // One spelling of the directory: `down` finds the cluster's processes by the state
+  // directory on their command lines, so `dir/`, `./dir` and `dir` must all be the same.
+  return { name, stateDir: resolvePath(options.stateDir ?? defaultStateDir(name)) };
 }
 
 /** The prefix of every network namespace of cluster `name`: nodes, underlay and pods. */

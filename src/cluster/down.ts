@@ -8,7 +8,7 @@
  * cluster already gone is not an error. The host's root namespace is never
  * touched, since nothing of the cluster was ever in it.
  */
-import { readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ClusterTarget, isClusterNamespace } from './config.js';
 import { ClusterError } from './errors.js';
@@ -59,7 +59,12 @@ function clusterNamespaces(target: ClusterTarget, record: ClusterRecord | undefi
   return found.sort((a, b) => rank(a) - rank(b));
 }
 
-/** Removes what strata made in the state directory; the directory too when nothing else is in it. */
+/**
+ * Removes what strata made in the state directory; the directory too when
+ * nothing else is in it. A directory without strata's marks (cluster.json,
+ * the store's lock) never held a cluster: nothing in it is touched, whatever
+ * its entries are called.
+ */
 function removeStateDir(stateDir: string): { removed: boolean; kept: boolean } {
   let entries: string[];
   try {
@@ -67,6 +72,11 @@ function removeStateDir(stateDir: string): { removed: boolean; kept: boolean } {
   } catch {
     return { removed: false, kept: false };
   }
+  const marked =
+    entries.includes('cluster.json') ||
+    entries.includes('cluster.json.tmp') ||
+    existsSync(join(stateDir, 'store', 'lock'));
+  if (!marked) return { removed: false, kept: entries.length > 0 };
   for (const entry of entries.filter((e) => stateEntries.includes(e))) {
     rmSync(join(stateDir, entry), { recursive: true, force: true });
   }

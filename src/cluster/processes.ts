@@ -56,12 +56,11 @@ function mentions(argv: readonly string[], stateDir: string): boolean {
   return argv.some((arg) => arg === stateDir || arg.startsWith(`${stateDir}/`));
 }
 
-/** Whether `pid` is alive and still one of the cluster's processes (its argv names the state dir). */
 /**
  * Whether a process `up` just started is still alive: not gone, not a zombie,
  * and not replaced by another program. An empty or unreadable cmdline alone
- * does not count as gone: a component started through `ip netns exec` shows
- * one for an instant while it execs node.
+ * does not count as gone: a component started through nsenter shows one for
+ * an instant while it execs node.
  */
 export function isStartingProcessAlive(pid: number, stateDir: string): boolean {
   try {
@@ -81,6 +80,7 @@ export function isStartingProcessAlive(pid: number, stateDir: string): boolean {
   return argv === undefined || mentions(argv, stateDir);
 }
 
+/** Whether `pid` is alive and still one of the cluster's processes (its argv names the state dir). */
 export function isClusterProcess(pid: number, stateDir: string): boolean {
   const argv = processArgv(pid);
   return argv !== undefined && mentions(argv, stateDir);

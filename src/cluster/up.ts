@@ -27,6 +27,8 @@ import { type Progress, teardown } from './down.js';
 import { ClusterError } from './errors.js';
 import { createNode, createUnderlay, listNamespaces } from './network.js';
 import { isStartingProcessAlive, startDetached } from './processes.js';
+
+const netnsRunDir = '/var/run/netns';
 import {
   type ClusterRecord,
   createRecord,
@@ -214,9 +216,11 @@ class Startup {
 
   async #start(component: string, args: string[], netns?: string): Promise<number> {
     const node = [process.execPath, strataExecutable, ...args];
+    // nsenter --net, not `ip netns exec`: the latter gives the agent a private mount
+    // namespace, where the pod namespaces it names would be invisible to the host.
     const pid = await startDetached({
-      file: netns === undefined ? process.execPath : 'ip',
-      args: netns === undefined ? node.slice(1) : ['netns', 'exec', netns, ...node],
+      file: netns === undefined ? process.execPath : 'nsenter',
+      args: netns === undefined ? node.slice(1) : [`--net=${netnsRunDir}/${netns}`, '--', ...node],
       logPath: logFile(this.stateDir, component),
       cwd: this.run.cwd ?? process.cwd(),
     });
@@ -331,7 +335,7 @@ export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
   const plan = planCluster({ ...run, ...locateCluster(run) });
   checkPrerequisites(plan);
   const startup = new Startup(plan, run, out);
-  mkdirSync(plan.stateDir, { recursive: true });
+  mkdirSync(plan.stateDir, { recursive: true, mode: 0o700 });
   try {
     startup.state();
   } catch (error) {
@@ -348,6 +352,7 @@ export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
   };
   process.on('SIGINT', interrupt);
   process.on('SIGTERM', interrupt);
+  process.on('SIGHUP', interrupt);
   try {
     faultPoint('after-state');
     startup.network();
@@ -378,6 +383,7 @@ export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
   } finally {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
+    process.off('SIGHUP', interrupt);
   }
   const flags = targetFlags(plan);
   out.write(

@@ -6,7 +6,15 @@
 // modules are built; the API server alone is tested either way.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -110,6 +118,9 @@ describe('strata up --nodes 2, then down', { skip: skipCluster }, () => {
     for (const file of ['apiserver', 'controller', 'agent-node-1', 'agent-node-2']) {
       assert.ok(existsSync(join(cluster.stateDir, 'logs', `${file}.log`)), `logs/${file}.log`);
     }
+    // Whoever reaches the API socket can run commands as root in pods: owner only.
+    assert.equal(statSync(join(cluster.stateDir, 'api.sock')).mode & 0o777, 0o600);
+    assert.equal(statSync(cluster.stateDir).mode & 0o077, 0);
   });
 
   it("wires each node's namespace: eth0 on the underlay with its IP, lo up, forwarding on", () => {
@@ -426,6 +437,29 @@ describe('strata apiserver, alone', () => {
 });
 
 describe('strata down', () => {
+  // A directory that never held a cluster is not strata's: entries that happen to be called
+  // logs/, store/ or nodes/ stay.
+  it('touches nothing in a directory without a cluster, whatever its entries are called', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-e2e-down-'));
+    try {
+      for (const sub of ['logs', 'store', 'nodes']) {
+        mkdirSync(join(dir, sub));
+        writeFileSync(join(dir, sub, 'keep.txt'), 'mine');
+      }
+      const down = spawnSync(
+        process.execPath,
+        [strataExecutable, 'down', '--name', `t${runTag}k`, '--state-dir', `${dir}/`],
+        { encoding: 'utf8' },
+      );
+      assert.equal(down.status, 0, down.stderr);
+      for (const sub of ['logs', 'store', 'nodes']) {
+        assert.equal(readFileSync(join(dir, sub, 'keep.txt'), 'utf8'), 'mine');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('of a cluster that never came up says so, and succeeds', () => {
     const dir = mkdtempSync(join(tmpdir(), 'strata-e2e-down-'));
     try {
