@@ -3,7 +3,12 @@
  * SIGTERM or SIGINT. Flags as kube-controller-manager names them.
  */
 import { parseArgs } from 'node:util';
-import { type ControllerName, ControllerConfigError, controllerNames } from './config.js';
+import {
+  type ControllerName,
+  ControllerConfigError,
+  controllerNames,
+  durationFlag,
+} from './config.js';
 import { runController } from './controller.js';
 import { messageOf } from './object-state.js';
 
@@ -11,7 +16,8 @@ export const controllerUsage = `Usage: strata controller --api SOCK --cluster-ci
 
 Turns desired state into derived state: pod CIDRs for Nodes, pods bound to
 Nodes, Deployments into Pods, Services into EndpointSlices (and, with
---service-cidr, cluster IPs for Services).
+--service-cidr, cluster IPs for Services); Nodes whose agent stopped posting
+status turn Unknown, tainted, with their pods not ready.
 
 Options:
   --api SOCK                        the API server: a unix socket path, unix:///path or http://host:port
@@ -20,6 +26,8 @@ Options:
   --node-cidr-mask-size-ipv4 N      pod CIDR size for IPv4 in a dual-stack cluster (default 24)
   --node-cidr-mask-size-ipv6 N      pod CIDR size for IPv6 in a dual-stack cluster (default 64)
   --service-cidr CIDR[,CIDR]        allocate Services' cluster IPs from this range
+  --node-monitor-grace-period DUR   how long a Node's Ready heartbeat may go unrenewed (default 40s)
+  --node-monitor-period DUR         how often Nodes' heartbeats are checked (default 5s)
   --controllers NAME[,NAME]         which to run (default all): ${controllerNames.join(', ')}
   -h, --help                        this text
 `;
@@ -51,6 +59,8 @@ export async function controllerCommand(
         'node-cidr-mask-size-ipv4': { type: 'string' },
         'node-cidr-mask-size-ipv6': { type: 'string' },
         'service-cidr': { type: 'string' },
+        'node-monitor-grace-period': { type: 'string' },
+        'node-monitor-period': { type: 'string' },
         controllers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -82,6 +92,11 @@ export async function controllerCommand(
         values['node-cidr-mask-size-ipv6'],
       ),
       serviceCidr: values['service-cidr'],
+      nodeMonitorGracePeriodMs: durationFlag(
+        'node-monitor-grace-period',
+        values['node-monitor-grace-period'],
+      ),
+      nodeMonitorPeriodMs: durationFlag('node-monitor-period', values['node-monitor-period']),
       controllers: values.controllers?.split(',').map((n) => n.trim() as ControllerName),
       log,
     });

@@ -3,8 +3,10 @@
  * flag, as kube-controller-manager checks its own: the cluster CIDRs (one
  * per family) and the node mask sizes (--node-cidr-mask-size for a
  * single-stack cluster, -ipv4/-ipv6 for each family; 24 and 64 by default),
- * the service CIDRs, and which controllers run.
+ * the service CIDRs, which controllers run, and the node lifecycle
+ * controller's durations (Go durations, as its flags take them).
  */
+import { parseGoDuration } from '../api/validation/formats.js';
 import {
   type IpPrefix,
   familyBits,
@@ -22,6 +24,7 @@ export const controllerNames = [
   'deployment',
   'endpointslice',
   'service-ip',
+  'node-lifecycle',
 ] as const;
 
 export type ControllerName = (typeof controllerNames)[number];
@@ -37,6 +40,18 @@ export interface AllocationOptions {
   serviceCidr?: string;
   /** Which controllers run; by default all (service-ip only with a service CIDR). */
   controllers?: readonly ControllerName[];
+}
+
+export interface NodeLifecycleOptions {
+  /** How long a Node's Ready heartbeat may go unrenewed before it turns Unknown (40 s by default). */
+  nodeMonitorGracePeriodMs?: number;
+  /** How often every Node's heartbeat is checked (5 s by default). */
+  nodeMonitorPeriodMs?: number;
+}
+
+export interface NodeLifecycleSettings {
+  gracePeriodMs: number;
+  monitorPeriodMs: number;
 }
 
 export class ControllerConfigError extends Error {
@@ -145,4 +160,29 @@ export function enabledControllers(options: AllocationOptions): Set<ControllerNa
     enabled.delete('service-ip');
   }
   return enabled;
+}
+
+/** A Go duration flag ("40s", "1m30s", "500ms") in milliseconds; undefined when not given. */
+export function durationFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseGoDuration(value);
+  if (ms === undefined) {
+    throw new ControllerConfigError(`--${flag} "${value}": expected a duration like 40s or 500ms`);
+  }
+  return ms;
+}
+
+/** The node lifecycle controller's durations (kube-controller-manager's defaults), checked. */
+export function nodeLifecycleSettings(options: NodeLifecycleOptions): NodeLifecycleSettings {
+  const positive = (flag: string, ms: number | undefined, fallback: number): number => {
+    const value = ms ?? fallback;
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new ControllerConfigError(`--${flag} ${value}ms: must be a positive duration`);
+    }
+    return value;
+  };
+  return {
+    gracePeriodMs: positive('node-monitor-grace-period', options.nodeMonitorGracePeriodMs, 40_000),
+    monitorPeriodMs: positive('node-monitor-period', options.nodeMonitorPeriodMs, 5_000),
+  };
 }

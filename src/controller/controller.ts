@@ -11,7 +11,9 @@ import { ApiClient, type ApiTarget } from '../client/index.js';
 import {
   type AllocationOptions,
   type ControllerName,
+  type NodeLifecycleOptions,
   enabledControllers,
+  nodeLifecycleSettings,
   podCidrAllocators,
   serviceIpAllocators,
 } from './config.js';
@@ -19,12 +21,13 @@ import { DeploymentController } from './deployment-controller.js';
 import { EndpointSliceController } from './endpoint-slice-controller.js';
 import { Informer } from './informer.js';
 import { NodeIpamController } from './node-ipam.js';
+import { NodeLifecycleController } from './node-lifecycle.js';
 import * as kinds from './resources.js';
 import { Scheduler } from './scheduler.js';
 import { ServiceIpController } from './service-ips.js';
 import { type ReconcileResult, type WorkQueue, runWorkers } from './work-queue.js';
 
-export interface ControllerOptions extends AllocationOptions {
+export interface ControllerOptions extends AllocationOptions, NodeLifecycleOptions {
   /** The API server: `unix:///path/api.sock`, a socket path, `http://host:port`, or a client. */
   api: ApiTarget | ApiClient;
   /** Where log lines go; stderr with a timestamp by default. */
@@ -42,6 +45,9 @@ interface Reconciler {
   readonly name: string;
   readonly queue: WorkQueue;
   reconcile(key: string): Promise<ReconcileResult | undefined>;
+  /** Periodic work of its own, started once the caches are filled. */
+  start?(): void;
+  stop?(): void;
 }
 
 function stderrLog(line: string): void {
@@ -55,6 +61,7 @@ export async function runController(options: ControllerOptions): Promise<Control
   const serviceIps = enabled.has('service-ip')
     ? serviceIpAllocators(options.serviceCidr ?? '')
     : [];
+  const lifecycle = enabled.has('node-lifecycle') ? nodeLifecycleSettings(options) : undefined;
   const log = options.log ?? stderrLog;
   const ownClient = !(options.api instanceof ApiClient);
   const client = options.api instanceof ApiClient ? options.api : new ApiClient(options.api);
@@ -102,6 +109,16 @@ export async function runController(options: ControllerOptions): Promise<Control
     );
     reconcilers.push({ reconciler, workers: 4 });
   }
+  if (lifecycle) {
+    const reconciler = new NodeLifecycleController(
+      client,
+      informer(kinds.nodes),
+      informer(kinds.pods),
+      lifecycle,
+      log,
+    );
+    reconcilers.push({ reconciler, workers: 2 });
+  }
 
   const stopInformers = async (): Promise<void> => {
     await Promise.all([...informers.values()].map((i) => i.stop()));
@@ -114,6 +131,7 @@ export async function runController(options: ControllerOptions): Promise<Control
     await stopInformers();
     throw error;
   }
+  for (const { reconciler } of reconcilers) reconciler.start?.();
   const running = reconcilers.map(({ reconciler, workers }) =>
     runWorkers(reconciler.name, reconciler.queue, (key) => reconciler.reconcile(key), workers, log),
   );
@@ -124,7 +142,10 @@ export async function runController(options: ControllerOptions): Promise<Control
     controllers: names,
     stop() {
       stopping ??= (async () => {
-        for (const { reconciler } of reconcilers) reconciler.queue.shutDown();
+        for (const { reconciler } of reconcilers) {
+          reconciler.stop?.();
+          reconciler.queue.shutDown();
+        }
         await Promise.all(running);
         await stopInformers();
       })();

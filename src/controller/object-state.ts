@@ -18,6 +18,8 @@ export interface Condition {
   /** Deployments' conditions also carry when they were last updated. */
   lastUpdateTime?: string;
   lastProbeTime?: string | null;
+  /** Nodes' agent-posted conditions also carry when they were last renewed. */
+  lastHeartbeatTime?: string;
 }
 
 /** RFC 3339 at second precision, as metav1.Time marshals. */
