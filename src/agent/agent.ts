@@ -4,9 +4,13 @@
  *
  * Start-up, in order: the backend's device (vxlan0, whose MAC the Node
  * advertises), the Node registered with its Ready heartbeat, every Node
- * watched, this node's pod CIDR awaited, the conflist written, routes and
- * masquerade to the peers kept in step with the Node watch, and finally
- * the pods: reconciled from the state directory, then watched.
+ * watched, this node's pod CIDR awaited, the conflist written (unless
+ * --cni-conf-dir names one to use instead), routes and masquerade to the
+ * peers kept in step with the Node watch, and finally the pods: reconciled
+ * from the state directory, then watched, their logs rotated. Before all of
+ * that, while nothing waits yet, it settles where pod namespace names are
+ * published (netns.ts): that must not depend on the launcher still being
+ * there.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageChain } from '../cni/errors.js';
@@ -14,6 +18,7 @@ import { ApiClient, ApiError } from '../client/index.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { type IpPrefix, formatPrefix } from '../netaddr/ip.js';
 import { compileConflist, writeConflist } from './conflist.js';
+import { ContainerLogRotation } from './container-logs.js';
 import { findExecutable } from './containers.js';
 import { baseEnvironment } from './launch.js';
 import { applyMasquerade } from './masquerade.js';
@@ -127,12 +132,20 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   const log = settings.log;
   const nsenter = findExecutable('nsenter', process.env.PATH || baseEnvironment.PATH || '', '/');
   if (!nsenter) throw new Error('Cannot run pods: nsenter (util-linux) is not in PATH');
+  const namespaces = PodNamespaces.open(log);
   const client = new ApiClient(settings.api);
   const registration = new NodeRegistration(client, settings);
   let nodes: NodeWatch | undefined;
   let peerNetwork: PeerNetwork | undefined;
   let pods: PodManager | undefined;
+  const logRotation = new ContainerLogRotation(
+    settings.podsDir,
+    settings.containerLogs,
+    settings.containerLogMonitorIntervalMs,
+    log,
+  );
   const stop = async (): Promise<void> => {
+    logRotation.stop();
     peerNetwork?.stop();
     await pods?.stop();
     await nodes?.stop();
@@ -159,16 +172,18 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     const podCidr = await watch.waitForPodCidr(signal);
     log(`pod CIDR ${formatPrefix(podCidr)}`);
     const mtu = settings.backend === 'vxlan' ? await vxlanPodMtu(settings) : undefined;
-    writeConflist(
-      settings.netDir,
-      compileConflist({ podCidr: formatPrefix(podCidr), ipamDir: settings.ipamDir, mtu }),
-    );
+    if (settings.writesConflist) {
+      writeConflist(
+        settings.netDir,
+        compileConflist({ podCidr: formatPrefix(podCidr), ipamDir: settings.ipamDir, mtu }),
+      );
+    }
     if (settings.backend === 'vxlan') await ensureVxlanAddress(podCidr);
     peers.start(podCidr);
     const network = new PodNetwork(
       { binDirs: settings.cniBinDirs, cacheDir: settings.cniCacheDir, timeoutMs: 60_000 },
       settings.netDir,
-      PodNamespaces.open(log),
+      namespaces,
     );
     const manager = new PodManager({
       settings,
@@ -179,6 +194,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     });
     pods = manager;
     await untilReachable('listing pods', settings, signal, () => manager.start());
+    logRotation.start();
     log('running');
   } catch (error) {
     await stop();

@@ -97,6 +97,8 @@ export class ContainerRunner {
   #backoffMs = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopping = false;
+  /** When the termination under way sends SIGKILL; a shorter grace period brings it closer. */
+  #killAt: number | undefined;
   #probes: ProbeLoop[] = [];
   #started = false;
   #ready = false;
@@ -243,6 +245,7 @@ export class ContainerRunner {
     });
     if (!id) return;
     this.#process = { id, startedAt };
+    this.#killAt = undefined;
     child.once('exit', (code, signal) => {
       const number = signal ? osConstants.signals[signal] : 0;
       this.#exited({
@@ -367,7 +370,9 @@ export class ContainerRunner {
     onChange: (result: ProbeResult) => void,
     initial?: ProbeResult,
   ): void {
-    const loop = new ProbeLoop(kind, spec, target, onChange, initial);
+    const loop = new ProbeLoop(kind, spec, target, onChange, initial, (line) => {
+      this.ctx.log(`container ${this.name}: ${line}`);
+    });
     this.#probes.push(loop);
     loop.start();
   }
@@ -384,13 +389,16 @@ export class ContainerRunner {
     void this.#terminate(this.ctx.terminationGracePeriodSeconds);
   }
 
-  /** SIGTERM, SIGKILL after `graceSeconds`, then whatever the container forked that is left. */
+  /**
+   * SIGTERM, SIGKILL after `graceSeconds` (or sooner, see
+   * shortenGracePeriod), then whatever the container forked that is left.
+   */
   async #terminate(graceSeconds: number): Promise<void> {
     const id = this.#process?.id;
     if (!id) return;
     signalContainer(id, 'SIGTERM');
-    const deadline = Date.now() + graceSeconds * 1000;
-    while (isRunning(id) && Date.now() < deadline) await sleep(50);
+    this.#killAt = Math.min(this.#killAt ?? Infinity, Date.now() + graceSeconds * 1000);
+    while (isRunning(id) && Date.now() < this.#killAt) await sleep(50);
     if (isRunning(id)) signalContainer(id, 'SIGKILL');
     while (isRunning(id)) await sleep(20);
     for (const pid of sessionMembers(id.pid)) {
@@ -408,6 +416,18 @@ export class ContainerRunner {
     clearTimeout(this.#restartTimer);
     this.#stopProbes();
     await this.#terminate(graceSeconds);
+  }
+
+  /**
+   * A termination under way gets at most `graceSeconds` more from now (a
+   * second, shorter DELETE, or the pod removed from the API): kubelet's pod
+   * workers let a grace period shrink, never grow. At 0, SIGKILL at once.
+   */
+  shortenGracePeriod(graceSeconds: number): void {
+    if (this.#killAt === undefined) return;
+    this.#killAt = Math.min(this.#killAt, Date.now() + graceSeconds * 1000);
+    const id = this.#process?.id;
+    if (id && this.#killAt <= Date.now()) signalContainer(id, 'SIGKILL');
   }
 
   /** Drops timers and probes, leaving the process running (the agent is stopping). */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ApiTarget } from '../client/index.js';
+import type { LogRotationLimits } from './container-logs.js';
 import { type IpAddress, type IpPrefix, parseIp, parsePrefix } from '../netaddr/ip.js';
 
 /** How pod traffic reaches other nodes: routed on the underlay, or in a VXLAN overlay (Flannel's layout). */
@@ -25,6 +26,8 @@ export interface AgentOptions {
   cluster?: string;
   /** Where CNI plugins are looked for; strata's own dist/bin, then /opt/cni/bin, when unset. */
   cniBinDirs?: readonly string[];
+  /** Use the network configuration found in this directory instead of writing strata's own conflist. */
+  cniConfDir?: string;
   /** Destinations never masqueraded besides every node's pod CIDR (the cluster CIDR, when known). */
   clusterCidr?: string;
   /** The underlay link of the node; `eth0` when unset. */
@@ -33,6 +36,12 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number;
   /** How often pods that vanished without a watch event are looked for; 30 s. */
   housekeepingIntervalMs?: number;
+  /** A container log larger than this is rotated; 10 MiB (kubelet's containerLogMaxSize). */
+  containerLogMaxBytes?: number;
+  /** Log files kept per container, the one written included; 3, at least 2. */
+  containerLogMaxFiles?: number;
+  /** How often container logs are checked for rotation; 10 s (kubelet's containerLogMonitorInterval). */
+  containerLogMonitorIntervalMs?: number;
   /** Where the agent reports what it does; stderr when unset. */
   log?: (line: string) => void;
   /** Aborts a start that is still waiting (for the API server, for the pod CIDR). */
@@ -49,10 +58,14 @@ export interface AgentSettings {
   backend: Backend;
   cluster: string;
   cniBinDirs: readonly string[];
+  /** The agent writes its own conflist into netDir (false with --cni-conf-dir). */
+  writesConflist: boolean;
   clusterCidr?: IpPrefix;
   nodeInterface: string;
   heartbeatIntervalMs: number;
   housekeepingIntervalMs: number;
+  containerLogs: LogRotationLimits;
+  containerLogMonitorIntervalMs: number;
   log: (line: string) => void;
   /** `<stateDir>/nodes/<node>`, and the paths docs/cluster.md lays out under it. */
   nodeDir: string;
@@ -116,6 +129,25 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
     }
   }
   if (stateDir === '') throw new AgentUsageError('--state-dir must not be empty');
+  if (options.cniConfDir === '') throw new AgentUsageError('--cni-conf-dir must not be empty');
+  const logMaxBytes = options.containerLogMaxBytes ?? 10 * 1024 * 1024;
+  if (!Number.isSafeInteger(logMaxBytes) || logMaxBytes < 1) {
+    throw new AgentUsageError(
+      `--container-log-max-size must be a positive size: got ${String(logMaxBytes)}`,
+    );
+  }
+  const logMaxFiles = options.containerLogMaxFiles ?? 3;
+  if (!Number.isSafeInteger(logMaxFiles) || logMaxFiles < 2) {
+    throw new AgentUsageError(
+      `--container-log-max-files must be an integer of at least 2: got ${String(logMaxFiles)}`,
+    );
+  }
+  const logIntervalMs = options.containerLogMonitorIntervalMs ?? 10_000;
+  if (!Number.isFinite(logIntervalMs) || logIntervalMs < 10) {
+    throw new AgentUsageError(
+      `--container-log-monitor-interval must be at least 10ms: got ${String(logIntervalMs)}ms`,
+    );
+  }
   const nodeDir = join(stateDir, 'nodes', nodeName);
   return {
     stateDir,
@@ -128,13 +160,16 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
     cniBinDirs: options.cniBinDirs?.length
       ? options.cniBinDirs
       : [bundledCniBinDir, '/opt/cni/bin'],
+    writesConflist: options.cniConfDir === undefined,
     clusterCidr,
     nodeInterface: options.nodeInterface ?? 'eth0',
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
     housekeepingIntervalMs: options.housekeepingIntervalMs ?? 30_000,
+    containerLogs: { maxBytes: logMaxBytes, maxFiles: logMaxFiles },
+    containerLogMonitorIntervalMs: logIntervalMs,
     log: options.log ?? stderrLog,
     nodeDir,
-    netDir: join(nodeDir, 'net.d'),
+    netDir: options.cniConfDir ?? join(nodeDir, 'net.d'),
     cniCacheDir: join(nodeDir, 'cni-cache'),
     ipamDir: join(nodeDir, 'ipam'),
     podsDir: join(nodeDir, 'pods'),
@@ -142,11 +177,34 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
 }
 
 export const agentUsage = `Usage: strata agent --state-dir DIR --api SOCKET --node NAME --node-ip IP --backend host-gw|vxlan
-                    [--cluster NAME] [--cni-bin-dir DIR]... [--cluster-cidr CIDR]
+                    [--cluster NAME] [--cni-bin-dir DIR]... [--cni-conf-dir DIR]
+                    [--cluster-cidr CIDR] [--container-log-max-size SIZE]
+                    [--container-log-max-files N] [--container-log-monitor-interval DURATION]
 
 Runs the node agent inside the node's network namespace: registers the Node, runs the
 pods bound to it (network namespace, CNI, processes), and routes to other nodes' pods.
+Container logs are rotated past --container-log-max-size (10Mi; bytes, or Ki, Mi, Gi),
+keeping --container-log-max-files files each (3), checked every
+--container-log-monitor-interval (10s; ms, s or m).
 `;
+
+const sizeUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** `4096`, `512Ki`, `10Mi`, `1Gi`: a size in bytes, as kubelet's quantities. */
+export function parseSize(text: string): number | undefined {
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(text);
+  if (!match) return undefined;
+  return Number(match[1]) * (sizeUnits[match[2] ?? ''] ?? 1);
+}
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** `500ms`, `10s`, `1m`: a duration in milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m)$/.exec(text);
+  if (!match) return undefined;
+  return Number(match[1]) * (durationUnits[match[2] ?? ''] ?? 1);
+}
 
 /** Parses `strata agent` arguments; AgentUsageError on anything missing or unknown. */
 export function parseAgentArgs(argv: readonly string[]): AgentOptions {
@@ -164,7 +222,11 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
         backend: { type: 'string' },
         cluster: { type: 'string' },
         'cni-bin-dir': { type: 'string', multiple: true },
+        'cni-conf-dir': { type: 'string' },
         'cluster-cidr': { type: 'string' },
+        'container-log-max-size': { type: 'string' },
+        'container-log-max-files': { type: 'string' },
+        'container-log-monitor-interval': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -181,6 +243,15 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     const value = values[name];
     return typeof value === 'string' ? value : undefined;
   };
+  const converted = (name: string, parse: (text: string) => number | undefined, what: string) => {
+    const text = optional(name);
+    if (text === undefined) return undefined;
+    const value = parse(text);
+    if (value === undefined) {
+      throw new AgentUsageError(`--${name} must be ${what}: got ${JSON.stringify(text)}`);
+    }
+    return value;
+  };
   const binDirs = values['cni-bin-dir'];
   return {
     stateDir: required('state-dir'),
@@ -190,6 +261,18 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     backend: required('backend') as Backend,
     cluster: optional('cluster'),
     cniBinDirs: Array.isArray(binDirs) ? binDirs : undefined,
+    cniConfDir: optional('cni-conf-dir'),
     clusterCidr: optional('cluster-cidr'),
+    containerLogMaxBytes: converted('container-log-max-size', parseSize, 'a size (10Mi, 512Ki)'),
+    containerLogMaxFiles: converted(
+      'container-log-max-files',
+      (text) => (/^\d+$/.test(text) ? Number(text) : undefined),
+      'an integer',
+    ),
+    containerLogMonitorIntervalMs: converted(
+      'container-log-monitor-interval',
+      parseDuration,
+      'a duration (10s, 500ms)',
+    ),
   };
 }

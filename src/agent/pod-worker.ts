@@ -10,12 +10,16 @@
  * Failed. A pod marked for deletion (or deleted outright) is stopped:
  * SIGTERM, SIGKILL after its grace period, CNI DEL, namespace removed,
  * record removed, and finally the DELETE with gracePeriodSeconds=0 that
- * lets the API server remove it.
+ * lets the API server remove it. As in kubelet, the grace period of a stop
+ * under way only ever shrinks: a later DELETE with a shorter one brings
+ * SIGKILL closer, and a pod removed from the API outright (a DELETE with
+ * gracePeriodSeconds=0, or gone without an event) is killed at once —
+ * nothing waits for it any more, and its name may already be reused.
  */
 import { resourceForKind } from '../api/registry.js';
 import type { KubeObject, ResourceType } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
-import { type ApiClient, isConflict, isNotFound } from '../client/index.js';
+import { type ApiClient, isConflict, isInvalid, isNotFound } from '../client/index.js';
 import { type ContainerContext, ContainerRunner } from './containers.js';
 import { containersOf } from './launch.js';
 import { netnsPath, podNetnsName } from './netns.js';
@@ -71,6 +75,9 @@ export class PodWorker {
   /** The record came from an earlier agent: stray processes in the namespace are removed once. */
   #adopting: boolean;
   #gone = false;
+  /** The grace period of the stop under way, once the pod is being stopped. */
+  #stopGrace: number | undefined;
+  #containersStopped = false;
   #finished = false;
   #syncing = false;
   #again = false;
@@ -79,15 +86,23 @@ export class PodWorker {
   #lastRecord = '';
   #lastStatus: Record<string, unknown> | undefined;
   #lastStatusText = '';
+  /** Why the API server last refused the status as invalid, logged once. */
+  #statusRefused: string | undefined;
 
+  /**
+   * `leftovers`: the pod has a directory but no readable record, so an
+   * earlier agent may have left processes in its namespace; they are
+   * removed as strays before its containers start.
+   */
   constructor(
     pod: KubeObject,
     record: PodRecord | undefined,
     private readonly ctx: PodWorkerContext,
+    leftovers = false,
   ) {
     this.uid = pod.metadata.uid ?? '';
     this.#pod = pod;
-    this.#adopting = record !== undefined;
+    this.#adopting = record !== undefined || leftovers;
     this.#record = record ?? {
       uid: this.uid,
       namespace: pod.metadata.namespace ?? 'default',
@@ -120,6 +135,7 @@ export class PodWorker {
   /** A newer version of the pod from the API. */
   update(pod: KubeObject): void {
     this.#pod = pod;
+    this.#shortenStop();
     this.schedule();
   }
 
@@ -127,7 +143,27 @@ export class PodWorker {
   removed(pod?: KubeObject): void {
     if (pod) this.#pod = pod;
     this.#gone = true;
+    this.#shortenStop();
     this.schedule();
+  }
+
+  /** The grace period a stop gets now: none once the API no longer has the pod. */
+  #gracePeriod(): number {
+    return this.#gone ? 0 : gracePeriodOf(this.#pod);
+  }
+
+  /** A stop under way (it awaits its containers, so no sync runs) takes a shorter grace period at once. */
+  #shortenStop(): void {
+    if (this.#stopGrace === undefined || this.#containersStopped || this.#finished) return;
+    const grace = this.#gracePeriod();
+    if (grace >= this.#stopGrace) return;
+    this.#log(
+      this.#gone
+        ? 'removed from the API while stopping: killing its containers now'
+        : `grace period shortened to ${grace}s`,
+    );
+    this.#stopGrace = grace;
+    for (const runner of this.#runners.values()) runner.shortenGracePeriod(grace);
   }
 
   /** Asks for a sync; one that is running gets another after it. */
@@ -278,9 +314,12 @@ export class PodWorker {
   }
 
   async #terminate(): Promise<void> {
-    const grace = gracePeriodOf(this.#pod);
+    // A retried stop keeps the shortest grace period it was given.
+    const grace = Math.min(this.#stopGrace ?? Infinity, this.#gracePeriod());
+    this.#stopGrace = grace;
     this.#log(`stopping (grace period ${grace}s)`);
     await Promise.all([...this.#runners.values()].map((runner) => runner.stop(grace)));
+    this.#containersStopped = true;
     for (const pid of await this.ctx.network.namespaces.pids(this.#record.netns)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -353,9 +392,18 @@ export class PodWorker {
         break;
       } catch (error) {
         if (isNotFound(error)) return;
+        if (isInvalid(error)) {
+          // The pod itself is invalid now (admitted by a laxer server): retrying cannot help, and
+          // must not stop the pod from running. Later syncs try again; the reason is logged once.
+          const reason = messageChain(error);
+          if (reason !== this.#statusRefused) this.#log(`status refused: ${reason}`);
+          this.#statusRefused = reason;
+          return;
+        }
         if (!isConflict(error) || attempt >= 4) throw error;
       }
     }
+    this.#statusRefused = undefined;
     this.#lastStatus = status;
     this.#lastStatusText = text;
   }

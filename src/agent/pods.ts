@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeObject } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
 import type { ApiClient, ResourceWatch, WatchEvent } from '../client/index.js';
+import { podNetnsName } from './netns.js';
 import type { AgentSettings } from './options.js';
 import { PodWorker, type PodWorkerContext, podResource } from './pod-worker.js';
 import { isRunning, signalContainer } from './processes.js';
@@ -63,10 +64,12 @@ export class PodManager {
     const { items, resourceVersion } = await this.#listPods();
     const listed = new Map(items.map((pod) => [pod.metadata.uid ?? '', pod]));
     const records = this.options.store.readAll();
+    const { cluster } = this.options.settings;
+    const inUse = new Set([...listed.keys()].map((uid) => podNetnsName(cluster, uid)));
     await Promise.all(
       records
         .filter(({ uid }) => !listed.has(uid))
-        .map(({ uid, record }) => this.#tearDownOrphan(uid, record)),
+        .map(({ uid, record }) => this.#tearDownOrphan(uid, record, inUse)),
     );
     await this.options.network.collectGarbage([...listed.keys()], (line) => {
       this.#log(line);
@@ -79,16 +82,30 @@ export class PodManager {
     }, this.options.settings.housekeepingIntervalMs);
   }
 
-  /** A pod of an earlier agent that the API no longer has: its processes, attachment and namespace go. */
-  async #tearDownOrphan(uid: string, record: PodRecord | undefined): Promise<void> {
-    this.#log(`pod ${uid} is no longer bound to this node: removing what is left of it`);
+  /**
+   * A pod of an earlier agent that the API no longer has: its processes,
+   * attachment and namespace go. Without a readable record (a torn or
+   * corrupt pod.json) the namespace is the one its uid names, unless a
+   * listed pod's uid names the same one; CNI DEL finds the attachment by
+   * the uid alone.
+   */
+  async #tearDownOrphan(
+    uid: string,
+    record: PodRecord | undefined,
+    inUse: ReadonlySet<string>,
+  ): Promise<void> {
+    this.#log(
+      `pod ${uid} is no longer bound to this node: removing what is left of it${record ? '' : ' (its record is unreadable)'}`,
+    );
     try {
       for (const container of Object.values(record?.containers ?? {})) {
         const id = container.process;
         if (id && isRunning(id)) signalContainer(id, 'SIGKILL');
       }
-      if (record) {
-        for (const pid of await this.options.network.namespaces.pids(record.netns)) {
+      const netns = record?.netns ?? podNetnsName(this.options.settings.cluster, uid);
+      if (record || !inUse.has(netns)) {
+        const namespaces = this.options.network.namespaces;
+        for (const pid of await namespaces.pids(netns)) {
           try {
             process.kill(pid, 'SIGKILL');
           } catch {
@@ -96,8 +113,8 @@ export class PodManager {
           }
         }
         await this.options.network.tearDown(
-          { uid, namespace: record.namespace, name: record.name },
-          record.netns,
+          { uid, namespace: record?.namespace ?? '', name: record?.name ?? '' },
+          netns,
         );
       }
       this.options.store.remove(uid);
@@ -145,7 +162,9 @@ export class PodManager {
       return;
     }
     const record = records ? records.get(uid) : this.options.store.read(uid);
-    const created = new PodWorker(pod, record, this.#ctx);
+    // A directory without a readable record: whatever an earlier agent ran there is a stray.
+    const leftovers = records?.has(uid) === true && record === undefined;
+    const created = new PodWorker(pod, record, this.#ctx, leftovers);
     this.#workers.set(uid, created);
     created.schedule();
   }

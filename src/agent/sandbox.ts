@@ -31,13 +31,16 @@ function runtimeConf(pod: PodIdentity, netns: string): RuntimeConf {
     containerId: pod.uid,
     netns: netnsPath(netns),
     ifname: podInterface,
-    args: [
-      ['IgnoreUnknown', '1'],
-      ['K8S_POD_NAMESPACE', pod.namespace],
-      ['K8S_POD_NAME', pod.name],
-      ['K8S_POD_INFRA_CONTAINER_ID', pod.uid],
-      ['K8S_POD_UID', pod.uid],
-    ],
+    // A pod known only by its uid (its record lost) has no namespace or name to pass.
+    args: (
+      [
+        ['IgnoreUnknown', '1'],
+        ['K8S_POD_NAMESPACE', pod.namespace],
+        ['K8S_POD_NAME', pod.name],
+        ['K8S_POD_INFRA_CONTAINER_ID', pod.uid],
+        ['K8S_POD_UID', pod.uid],
+      ] as [string, string][]
+    ).filter(([, value]) => value !== ''),
   };
 }
 
@@ -82,16 +85,6 @@ export class PodNetwork {
     }
     await this.#namespaces.ensure(netns);
     return podIpsOf(await addNetworkList(this.#runtime, list, rt));
-  }
-
-  /** The addresses of an existing attachment, if the pod has one. */
-  async cachedIps(pod: PodIdentity): Promise<string[] | undefined> {
-    const result = await getNetworkListCachedResult(
-      this.#runtime,
-      this.#network(),
-      runtimeConf(pod, ''),
-    );
-    return result ? podIpsOf(result) : undefined;
   }
 
   /** CNI DEL, then the namespace; each step succeeds when there is nothing left to remove. */

@@ -1,6 +1,7 @@
 /** What every request handler works with. */
 import type { Store } from '../store/store.js';
 import type { NamespaceLifecycle } from './namespaces.js';
+import type { ServiceIps } from './service-ips.js';
 
 export interface WatchSettings {
   /** How often a watch that allows bookmarks gets one (upstream: about once a minute). */
@@ -15,6 +16,8 @@ export interface ApiContext {
   store: Store;
   namespaces: NamespaceLifecycle;
   watch: WatchSettings;
+  /** Cluster IP allocation, when the server was given a service CIDR. */
+  serviceIps?: ServiceIps;
   /** Ends every open watch stream (on shutdown). */
   openWatches: Set<() => void>;
 }

@@ -1,11 +1,13 @@
 /**
  * POST to a collection: create (handlers/create.go + rest.BeforeCreate).
  * Order as upstream: the envelope, the namespace's lifecycle, the system
- * fields and a generated name, defaults, validation, then the write.
+ * fields and a generated name, defaults, validation, a Service's cluster
+ * IPs (with a service CIDR: service-ips.ts), then the write.
  */
 import type { KubeObject, ResourceType } from '../api/types.js';
 import type { ApiContext } from './context.js';
 import { ApiStatusError, internalError, invalid } from './status.js';
+import { isService } from './service-ips.js';
 import { createObject } from './storage.js';
 import { admitObject, generateName, prepareForCreate } from './strategy.js';
 
@@ -23,8 +25,17 @@ export async function handleCreate(
     // etcd3 store.Create rejects this with an internal error, as upstream.
     throw internalError('resourceVersion should not be set on objects to be created');
   }
-  const write = (): Promise<KubeObject> =>
-    createWithName(resource, object, (o) => createObject(ctx.store, resource, o));
+  const store = async (o: KubeObject): Promise<KubeObject> => {
+    // Cluster IPs last, once the object is valid, and freed if it is not stored.
+    const reservation = isService(resource) ? ctx.serviceIps?.allocate(o) : undefined;
+    try {
+      return await createObject(ctx.store, resource, o);
+    } catch (error) {
+      reservation?.release();
+      throw error;
+    }
+  };
+  const write = (): Promise<KubeObject> => createWithName(resource, object, store);
   if (!resource.namespaced) return write();
   return ctx.namespaces.admitCreate(
     namespace ?? '',

@@ -13,6 +13,11 @@
  * - Deleting a Namespace deletes everything in it first; `default`,
  *   `kube-system` and `kube-public` cannot be deleted.
  * - DeleteOptions preconditions (uid, resourceVersion) → 409 on mismatch.
+ * - Dependents go in the background (their controllers delete what the
+ *   object owned), so propagationPolicy may only be Background: Orphan,
+ *   Foreground and orphanDependents=true are refused with 400 naming the
+ *   field rather than ignored; an unknown policy, or both fields at once, is
+ *   422 as upstream's ValidateDeleteOptions.
  */
 import type { IncomingMessage } from 'node:http';
 import type { KubeObject, ResourceType } from '../api/types.js';
@@ -20,7 +25,7 @@ import type { ApiContext } from './context.js';
 import { isJsonObject } from './json-value.js';
 import { undeletableNamespaces } from './namespaces.js';
 import { mediaType, parseJson, readBody } from './request-body.js';
-import { badRequest, conflict, forbidden, unsupportedMediaType } from './status.js';
+import { badRequest, conflict, forbidden, invalid, unsupportedMediaType } from './status.js';
 import { guaranteedUpdate, mustGetObject } from './storage.js';
 import { timestamp } from './strategy.js';
 import { finalizersDone } from './update.js';
@@ -28,6 +33,56 @@ import { finalizersDone } from './update.js';
 export interface DeleteOptions {
   gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+const propagationPolicies = ['Foreground', 'Background', 'Orphan'];
+
+function queryBoolean(name: string, value: string | null): boolean | undefined {
+  if (value === null || value === '') return undefined;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw badRequest(`${name} must be true or false: got ${JSON.stringify(value)}`);
+}
+
+/**
+ * How dependents go: only Background is served. Whatever else a client asks
+ * for is refused, since deleting anyway would do something it did not ask.
+ */
+function checkPropagation(policy: unknown, orphanDependents: unknown): void {
+  const given = (value: unknown): boolean => value !== undefined && value !== null;
+  const options = { group: 'meta.k8s.io', kind: 'DeleteOptions' };
+  if (given(policy) && given(orphanDependents)) {
+    throw invalid(options, '', [
+      {
+        field: 'orphanDependents',
+        type: 'Invalid',
+        value: orphanDependents,
+        detail: 'orphanDependents and deletionPropagation cannot be both set',
+      },
+    ]);
+  }
+  if (given(orphanDependents) && typeof orphanDependents !== 'boolean') {
+    throw badRequest(`orphanDependents must be a boolean: got ${JSON.stringify(orphanDependents)}`);
+  }
+  if (orphanDependents === true) {
+    throw badRequest(
+      'orphanDependents is not supported by this server: strata deletes dependents in the background only (propagationPolicy Background)',
+    );
+  }
+  if (!given(policy) || policy === 'Background') return;
+  if (typeof policy !== 'string' || !propagationPolicies.includes(policy)) {
+    throw invalid(options, '', [
+      {
+        field: 'propagationPolicy',
+        type: 'NotSupported',
+        value: policy,
+        detail: `supported values: ${propagationPolicies.map((p) => `"${p}"`).join(', ')}`,
+      },
+    ]);
+  }
+  throw badRequest(
+    `propagationPolicy ${policy} is not supported by this server: strata deletes dependents in the background only (propagationPolicy Background)`,
+  );
 }
 
 function gracePeriod(value: unknown): number | undefined {
@@ -46,6 +101,11 @@ export async function readDeleteOptions(
 ): Promise<DeleteOptions> {
   const text = await readBody(req);
   let options: DeleteOptions = {};
+  // From the query and from the body alike: a policy is never ignored for coming from the other.
+  checkPropagation(
+    query.get('propagationPolicy') ?? undefined,
+    queryBoolean('orphanDependents', query.get('orphanDependents')),
+  );
   if (text.trim() !== '') {
     const type = mediaType(req);
     if (type !== '' && type !== 'application/json')
@@ -60,6 +120,7 @@ export async function readDeleteOptions(
       gracePeriodSeconds: gracePeriod(body.gracePeriodSeconds),
       preconditions: preconditions ?? undefined,
     };
+    checkPropagation(body.propagationPolicy, body.orphanDependents);
   }
   const fromQuery = gracePeriod(query.get('gracePeriodSeconds') ?? undefined);
   if (fromQuery !== undefined) options.gracePeriodSeconds = fromQuery;

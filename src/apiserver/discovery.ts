@@ -56,15 +56,27 @@ function describeResource(r: ResourceType): unknown[] {
     verbs: objectVerbs,
     ...(r.shortNames.length > 0 ? { shortNames: [...r.shortNames] } : {}),
   };
-  if (!r.hasStatus) return [main];
-  const status = {
-    name: `${r.plural}/status`,
-    singularName: '',
-    namespaced: r.namespaced,
-    kind: r.kind,
-    verbs: statusVerbs,
-  };
-  return [main, status];
+  const described: unknown[] = [main];
+  // Subresources in name order, as upstream lists them.
+  if (r.group === '' && r.kind === 'Pod') {
+    described.push({
+      name: 'pods/binding',
+      singularName: '',
+      namespaced: true,
+      kind: 'Binding',
+      verbs: ['create'],
+    });
+  }
+  if (r.hasStatus) {
+    described.push({
+      name: `${r.plural}/status`,
+      singularName: '',
+      namespaced: r.namespaced,
+      kind: r.kind,
+      verbs: statusVerbs,
+    });
+  }
+  return described;
 }
 
 export function apiResourceList(group: string, version: string): unknown {

@@ -6,12 +6,14 @@
  *               namespaced kind listed across namespaces)
  *   object      GET (or watch), PUT, PATCH, DELETE
  *   /status     GET, PUT, PATCH
+ *   pods/<name>/binding  POST (binding.ts)
  *   discovery, /openapi/v3, health, /version: GET
  *
  * Anything else on a known path is 405 MethodNotAllowed. A write with
  * ?dryRun is refused (400): strata cannot yet run a write without making it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { handleBinding } from './binding.js';
 import type { ApiContext } from './context.js';
 import { handleCreate } from './create.js';
 import { handleDelete, readDeleteOptions } from './delete.js';
@@ -100,6 +102,13 @@ async function route(
     }
     case 'object': {
       const { resource, namespace, name, subresource } = target;
+      if (subresource === 'binding') {
+        if (method !== 'POST') throw methodNotAllowed();
+        return {
+          code: 201,
+          body: await handleBinding(ctx, resource, namespace, name, await readJsonBody(req)),
+        };
+      }
       const objectTarget = { resource, namespace, name, subresource };
       if (method === 'GET') {
         if (target.watchPath || wantsWatch(query)) {

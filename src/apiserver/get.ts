@@ -2,7 +2,9 @@
  * GET of an object and of a collection (list). A list's resourceVersion is
  * the store revision it was read at: a watch from there misses nothing.
  * `limit` and `continue` are ignored and every match is returned in one
- * page, which the API conventions allow a server to do.
+ * page, which the API conventions allow a server to do. A list is always
+ * of the latest state, which any resourceVersion up to it allows; one beyond
+ * it is 504 "Too large resource version", as upstream.
  */
 import type { KubeList, KubeObject, ResourceType } from '../api/types.js';
 import { apiVersionOf } from '../api/types.js';
@@ -14,8 +16,9 @@ import {
   matchesLabels,
   parseLabelSelector,
 } from './selectors.js';
-import { badRequest } from './status.js';
+import { badRequest, tooLargeResourceVersion } from './status.js';
 import { listObjects, mustGetObject } from './storage.js';
+import { parseResourceVersion } from './strategy.js';
 
 export function handleGet(
   ctx: ApiContext,
@@ -64,6 +67,10 @@ export async function handleList(
 ): Promise<KubeList> {
   const filter = parseListFilter(query, resource);
   const { items, revision } = await listObjects(ctx.store, resource, namespace);
+  const atLeast = parseResourceVersion(query.get('resourceVersion') ?? undefined);
+  if (atLeast !== undefined && atLeast > revision) {
+    throw tooLargeResourceVersion(atLeast, revision);
+  }
   return {
     apiVersion: apiVersionOf(resource),
     kind: `${resource.kind}List`,

@@ -4,6 +4,7 @@
  *   /api/v1/...                 the core group
  *   /apis/<group>/<version>/... every other group
  *     /namespaces/<ns>/<plural>[/<name>[/status]]   namespaced kinds
+ *     /namespaces/<ns>/pods/<name>/binding            a pod's binding (POST)
  *     /<plural>                                       every namespace (namespaced kinds)
  *     /<plural>[/<name>[/status]]                     cluster-scoped kinds
  *     /watch/...                                      the same, as a watch
@@ -13,6 +14,14 @@
  */
 import { findResource, resources } from '../api/registry.js';
 import type { ResourceType } from '../api/types.js';
+
+export type Subresource = 'status' | 'binding';
+
+/** Whether the kind has the subresource: /status where status is kept apart, /binding on pods. */
+function hasSubresource(resource: ResourceType, subresource: string): subresource is Subresource {
+  if (subresource === 'status') return resource.hasStatus;
+  return subresource === 'binding' && resource.group === '' && resource.kind === 'Pod';
+}
 
 export type Route =
   | { type: 'health' }
@@ -35,7 +44,7 @@ export type Route =
       resource: ResourceType;
       namespace?: string;
       name: string;
-      subresource?: 'status';
+      subresource?: Subresource;
       watchPath: boolean;
     }
   | { type: 'notFound' }
@@ -91,7 +100,7 @@ function resourceRoute(group: string, version: string, segments: string[]): Rout
   const [name, subresource] = rest;
   if (name === undefined) return { type: 'collection', resource, namespace, watchPath };
   if (subresource === undefined) return { type: 'object', resource, namespace, name, watchPath };
-  if (subresource !== 'status' || !resource.hasStatus || watchPath) return notFound;
+  if (!hasSubresource(resource, subresource) || watchPath) return notFound;
   return { type: 'object', resource, namespace, name, subresource, watchPath };
 }
 

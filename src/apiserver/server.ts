@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import type { ApiContext, WatchSettings } from './context.js';
 import { dispatch } from './dispatch.js';
 import { NamespaceLifecycle, ensureNamespaces } from './namespaces.js';
+import { ServiceIps } from './service-ips.js';
 
 export type ListenAddress = { host: string; port: number } | { socketPath: string };
 
@@ -18,6 +19,13 @@ export interface ApiServerOptions {
   listen: ListenAddress;
   /** Watch timing and limits; defaults as kube-apiserver's. */
   watch?: Partial<WatchSettings>;
+  /**
+   * The service CIDR (`10.96.0.0/16`, or an IPv4 and an IPv6 one separated
+   * by a comma), as kube-apiserver's --service-cluster-ip-range: Services
+   * get their cluster IPs at creation, checked against it (service-ips.ts).
+   * Without it the server assigns none (the controller's allocator may).
+   */
+  serviceCidr?: string;
 }
 
 export interface RunningApiServer {
@@ -73,24 +81,36 @@ async function listen(server: Server, address: ListenAddress): Promise<string> {
 
 /** Starts the API server once the initial namespaces exist. */
 export async function startApiServer(options: ApiServerOptions): Promise<RunningApiServer> {
-  const { store } = options;
+  const { store, serviceCidr } = options;
   await ensureNamespaces(store, initialNamespaces);
+  const serviceIps =
+    serviceCidr === undefined || serviceCidr === ''
+      ? undefined
+      : await ServiceIps.start(store, serviceCidr);
   const ctx: ApiContext = {
     store,
     namespaces: new NamespaceLifecycle(store),
     watch: { ...defaultWatchSettings, ...options.watch },
+    serviceIps,
     openWatches: new Set(),
   };
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     void dispatch(ctx, req, res);
   });
-  const url = await listen(server, options.listen);
+  let url: string;
+  try {
+    url = await listen(server, options.listen);
+  } catch (error) {
+    serviceIps?.close();
+    throw error;
+  }
   let closing: Promise<void> | undefined;
   return {
     url,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         for (const stop of [...ctx.openWatches]) stop();
+        serviceIps?.close();
         // Connections go as soon as they are idle (ended watches included);
         // requests still in flight get a second to finish.
         const sweep = setInterval(() => {

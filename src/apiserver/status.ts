@@ -17,6 +17,7 @@ export type StatusReason =
   | 'Expired'
   | 'UnsupportedMediaType'
   | 'RequestEntityTooLarge'
+  | 'Timeout'
   | 'InternalError';
 
 /** One reason a request was rejected; for Invalid, one per invalid field. */
@@ -35,6 +36,8 @@ export interface StatusDetails {
   kind?: string;
   uid?: string;
   causes?: StatusCause[];
+  /** When a retry may succeed (Timeout). */
+  retryAfterSeconds?: number;
 }
 
 export interface Status {
@@ -207,6 +210,23 @@ export function methodNotAllowed(): ApiStatusError {
 /** A watch from a revision the store no longer keeps (errors.NewResourceExpired). */
 export function expired(requested: number, oldest: number): ApiStatusError {
   return failure(410, 'Expired', `too old resource version: ${requested} (${oldest})`);
+}
+
+/**
+ * A watch or read from a resourceVersion the store has not reached
+ * (storage.NewTooLargeResourceVersionError): 504 Timeout, with the cause
+ * clients recognise to re-list.
+ */
+export function tooLargeResourceVersion(requested: number, current: number): ApiStatusError {
+  return failure(
+    504,
+    'Timeout',
+    `Timeout: Too large resource version: ${requested}, current: ${current}`,
+    {
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      retryAfterSeconds: 1,
+    },
+  );
 }
 
 export function unsupportedMediaType(

@@ -14,7 +14,7 @@ import {
   type StoredValue,
 } from '../store/store.js';
 import { jsonEqual } from './json-value.js';
-import { alreadyExists, conflict, internalError, notFound } from './status.js';
+import { alreadyExists, internalError, notFound } from './status.js';
 
 type Resource = Pick<ResourceType, 'group' | 'plural' | 'namespaced'>;
 
@@ -158,14 +158,20 @@ export async function removeObject(
   }
 }
 
-/** How many times a write re-reads and retries after losing a race (GuaranteedUpdate). */
-const maxAttempts = 8;
-
 /**
  * Read-modify-write against the latest stored object, retried when another
  * write lands in between (storage.Interface.GuaranteedUpdate). `apply` sees
  * the current object and returns the one to store, `'delete'` to remove it,
- * or the current object unchanged to write nothing.
+ * or the current object unchanged to write nothing; a precondition it checks
+ * (a resourceVersion the request carries) fails by throwing.
+ *
+ * As upstream, a write that loses the race is retried until it wins: every
+ * lost race means another write was made, so the writers as a whole always
+ * progress, and a store that refuses a write because of one not yet visible
+ * answers only once it is (FileStore), so the retry reads what it lost to
+ * rather than spinning on the value before it. Each retry also lets I/O run
+ * first, so even a store that refuses at once cannot starve the sync it
+ * waits for.
  */
 export async function guaranteedUpdate(
   store: Store,
@@ -174,7 +180,12 @@ export async function guaranteedUpdate(
   name: string,
   apply: (current: KubeObject) => KubeObject | 'delete',
 ): Promise<{ object: KubeObject; deleted: boolean }> {
-  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+  for (let attempt = 0; ; attempt++) {
+    if (attempt > 0) {
+      await new Promise<void>((resolve) => {
+        setImmediate(resolve);
+      });
+    }
     const current = await mustGetObject(store, resource, namespace, name);
     const next = apply(structuredClone(current.object));
     if (next === 'delete') {
@@ -187,5 +198,4 @@ export async function guaranteedUpdate(
     const written = await writeObject(store, resource, next, current.modRevision);
     if (written) return { object: written, deleted: false };
   }
-  throw conflict(resource, name, 'too many concurrent writes; try again');
 }

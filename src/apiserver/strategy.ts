@@ -136,11 +136,41 @@ export function prepareForUpdate(
   if (metadata.deletionGracePeriodSeconds === undefined) delete metadata.deletionGracePeriodSeconds;
   if (!resource.namespaced) delete metadata.namespace;
   if (resource.hasStatus) setStatus(next, current.status);
+  if (resource.group === '' && resource.kind === 'Service') keepAllocatedValues(next, current);
   const generation = was.generation ?? 1;
   metadata.generation = jsonEqual(desiredState(resource, next), desiredState(resource, current))
     ? generation
     : generation + 1;
   return next;
+}
+
+function isUnset(value: unknown): boolean {
+  return (
+    value === undefined ||
+    value === null ||
+    value === '' ||
+    (Array.isArray(value) && value.length === 0)
+  );
+}
+
+/**
+ * patchAllocatedValues: an update of a Service that leaves out its cluster
+ * IPs keeps the ones it has, and then the families they are of, as
+ * upstream (kubectl replace and apply send what the user wrote, without
+ * what the server allocated).
+ */
+function keepAllocatedValues(next: KubeObject, current: KubeObject): void {
+  const was = current.spec;
+  if (!isJsonObject(next.spec) || !isJsonObject(was) || next.spec.type === 'ExternalName') return;
+  const spec = { ...next.spec };
+  next.spec = spec;
+  for (const field of ['clusterIP', 'clusterIPs']) {
+    if (isUnset(spec[field]) && !isUnset(was[field])) spec[field] = was[field];
+  }
+  if (!jsonEqual(spec.clusterIPs, was.clusterIPs)) return;
+  for (const field of ['ipFamilies', 'ipFamilyPolicy']) {
+    if (isUnset(spec[field]) && !isUnset(was[field])) spec[field] = was[field];
+  }
 }
 
 /** The object a PUT or PATCH of /status stores: `current` with the incoming status only. */

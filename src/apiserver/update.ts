@@ -9,6 +9,7 @@
 import type { KubeObject, ResourceType } from '../api/types.js';
 import type { ApiContext } from './context.js';
 import { conflict, invalid } from './status.js';
+import { type Reservation, clusterIps, isService } from './service-ips.js';
 import { guaranteedUpdate } from './storage.js';
 import {
   admitObject,
@@ -36,7 +37,8 @@ export async function updateObject(
   incoming: (current: KubeObject) => unknown,
 ): Promise<KubeObject> {
   const { resource, namespace, name } = target;
-  const result = await guaranteedUpdate(ctx.store, resource, namespace, name, (current) => {
+  const reservations: Reservation[] = [];
+  const update = guaranteedUpdate(ctx.store, resource, namespace, name, (current) => {
     const object = admitObject(incoming(current), resource, { namespace, name });
     const expected = parseResourceVersion(object.metadata.resourceVersion);
     if (expected !== undefined && String(expected) !== current.metadata.resourceVersion) {
@@ -49,8 +51,23 @@ export async function updateObject(
     resource.applyDefaults(next);
     const errors = resource.validate(next, current);
     if (errors.length > 0) throw invalid(resource, name, errors);
-    return finalizersDone(next) ? 'delete' : next;
+    if (finalizersDone(next)) return 'delete';
+    if (ctx.serviceIps && isService(resource)) {
+      reservations.push(ctx.serviceIps.reserveAdded(next, current));
+    }
+    return next;
   });
+  let result: Awaited<typeof update>;
+  try {
+    result = await update;
+  } catch (error) {
+    for (const reservation of reservations) reservation.release();
+    throw error;
+  }
+  if (reservations.length > 0) {
+    const kept = result.deleted ? [] : clusterIps(result.object);
+    for (const reservation of reservations) reservation.release(kept);
+  }
   return result.object;
 }
 

@@ -30,6 +30,7 @@ import {
   expired,
   internalError,
   invalid,
+  tooLargeResourceVersion,
 } from './status.js';
 import { decodeObject, listObjects, storagePrefix } from './storage.js';
 import { parseResourceVersion } from './strategy.js';
@@ -155,6 +156,10 @@ export async function handleWatch(
   };
 
   try {
+    const current = ctx.store.revision();
+    if (fromRevision !== undefined && fromRevision > current) {
+      throw tooLargeResourceVersion(fromRevision, current);
+    }
     if (sendInitial) {
       const listed = await listObjects(ctx.store, resource, namespace);
       for (const object of listed.items) {

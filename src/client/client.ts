@@ -43,10 +43,23 @@ export interface DeleteOptions extends ObjectOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
 }
 
+export interface BindOptions extends ObjectOptions {
+  /** Bind only the pod with this uid (a precondition), not one recreated under its name. */
+  uid?: string;
+}
+
 export interface ApiClientOptions {
   /** How long a request (not a watch) may take; 30 s by default. */
   timeoutMs?: number;
 }
+
+const podResource: ResourceRef = {
+  group: '',
+  version: 'v1',
+  kind: 'Pod',
+  plural: 'pods',
+  namespaced: true,
+};
 
 function resourceOf(object: KubeObject): ResourceRef {
   const resource = resourceForKind(object.apiVersion, object.kind);
@@ -135,6 +148,27 @@ export class ApiClient {
     const namespace = this.#namespaceOf(resource, options.namespace);
     const path = resourcePath(resource, { namespace, name, subresource: options.subresource });
     return this.#json('PATCH', path, patch, patchMediaTypes[options.type ?? 'merge']);
+  }
+
+  /**
+   * Binds a pod to a node, as a scheduler does (POST pods/<name>/binding):
+   * the server sets its spec.nodeName and PodScheduled=True. Rejects with a
+   * 409 ApiError when the pod is already bound or being deleted.
+   */
+  async bind(pod: string, node: string, options: BindOptions = {}): Promise<void> {
+    const namespace = options.namespace ?? 'default';
+    const binding = {
+      apiVersion: 'v1',
+      kind: 'Binding',
+      metadata: {
+        name: pod,
+        namespace,
+        ...(options.uid === undefined ? {} : { uid: options.uid }),
+      },
+      target: { apiVersion: 'v1', kind: 'Node', name: node },
+    };
+    const path = resourcePath(podResource, { namespace, name: pod, subresource: 'binding' });
+    await this.#json('POST', path, binding);
   }
 
   /**

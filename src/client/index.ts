@@ -2,6 +2,7 @@
 export {
   ApiClient,
   type ApiClientOptions,
+  type BindOptions,
   type DeleteOptions,
   type ListOptions,
   type ObjectOptions,

@@ -10,7 +10,7 @@ export type ResourceRef = Pick<
 export interface PathParts {
   namespace?: string;
   name?: string;
-  subresource?: 'status';
+  subresource?: 'status' | 'binding';
 }
 
 /** `/api/v1/namespaces/default/pods/web/status`; a namespaced kind without a namespace spans all of them. */

@@ -6,9 +6,11 @@
  * - When a stream ends (the server's timeout, a restart, a dropped
  *   connection) it reconnects from the last resourceVersion it saw (BOOKMARK
  *   events advance it too), so nothing is missed or repeated.
- * - When the server answers 410 (that resourceVersion is compacted away) it
- *   re-lists and reports the difference from what it had reported: ADDED and
- *   MODIFIED for objects new or changed, DELETED for objects gone.
+ * - When the server answers 410 (that resourceVersion is compacted away), or
+ *   "Too large resource version" (it is beyond the server's: a server that
+ *   lost its state), it re-lists and reports the difference from what it had
+ *   reported: ADDED and MODIFIED for objects new or changed, DELETED for
+ *   objects gone, as client-go's reflector does.
  * - Failures are retried with exponential backoff; a request the server
  *   rejects outright (404 unknown resource, 400 bad selector) ends the
  *   iteration with that ApiError.
@@ -69,6 +71,14 @@ async function* readLines(res: IncomingMessage): AsyncGenerator {
 
 function objectKey(object: KubeObject): string {
   return `${object.metadata.namespace ?? ''}/${object.metadata.name ?? ''}`;
+}
+
+/** 410 Gone/Expired, or 504 with cause ResourceVersionTooLarge: only a re-list helps. */
+function needsRelist(status: Status): boolean {
+  return (
+    status.code === 410 ||
+    (status.details?.causes ?? []).some((cause) => cause.reason === 'ResourceVersionTooLarge')
+  );
 }
 
 /** Whether a failed request should end the watch rather than be retried. */
@@ -148,7 +158,7 @@ export class ResourceWatch<T extends KubeObject = KubeObject> implements AsyncIt
             const event = line as { type: string; object: KubeObject | Status };
             if (event.type === 'ERROR') {
               const status = event.object as Status;
-              if (status.code === 410) {
+              if (needsRelist(status)) {
                 needsList = true;
                 break;
               }
@@ -167,7 +177,7 @@ export class ResourceWatch<T extends KubeObject = KubeObject> implements AsyncIt
         failures++;
       } catch (error) {
         if (signal.aborted) return;
-        if (error instanceof ApiError && error.code === 410) {
+        if (error instanceof ApiError && needsRelist(error.status)) {
           needsList = true;
           continue;
         }

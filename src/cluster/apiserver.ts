@@ -1,5 +1,6 @@
 /**
- * `strata apiserver --state-dir D`: the cluster's API server process. A
+ * `strata apiserver --state-dir D [--service-cidr S]`: the cluster's API
+ * server process (it allocates Services' cluster IPs from S). A
  * FileStore in D/store behind the API on the unix socket D/api.sock; on
  * SIGTERM or SIGINT it stops listening, lets requests in flight finish,
  * closes the store and exits 0.
@@ -15,7 +16,11 @@ import { statePaths } from './state.js';
 export async function apiserverCommand(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
-    options: { 'state-dir': { type: 'string' }, socket: { type: 'string' } },
+    options: {
+      'state-dir': { type: 'string' },
+      socket: { type: 'string' },
+      'service-cidr': { type: 'string' },
+    },
     strict: true,
   });
   const stateDir = values['state-dir'];
@@ -28,7 +33,11 @@ export async function apiserverCommand(argv: readonly string[]): Promise<number>
   const store = await FileStore.open(paths.store);
   let server;
   try {
-    server = await startApiServer({ store, listen: { socketPath } });
+    server = await startApiServer({
+      store,
+      listen: { socketPath },
+      ...(values['service-cidr'] ? { serviceCidr: values['service-cidr'] } : {}),
+    });
     // Whoever can reach the socket can run commands as root in pods: owner only.
     chmodSync(socketPath, 0o600);
   } catch (error) {

@@ -252,7 +252,13 @@ class Startup {
   }
 
   async apiserver(): Promise<void> {
-    await this.#start('apiserver', ['apiserver', '--state-dir', this.stateDir]);
+    await this.#start('apiserver', [
+      'apiserver',
+      '--state-dir',
+      this.stateDir,
+      '--service-cidr',
+      this.record.serviceCidr,
+    ]);
     while (!(await apiReady(this.record.apiSocket))) {
       this.#check();
       if (Date.now() > this.#deadline) {

@@ -5,9 +5,10 @@
  *
  * - pods selected by `spec.selector` that have an address and are not
  *   Succeeded/Failed (ShouldPodBeInEndpoints, terminating pods included);
- * - conditions: ready = Ready and not terminating, serving = Ready,
- *   terminating = has a deletionTimestamp (publishNotReadyAddresses makes
- *   ready and serving true);
+ * - conditions (podToEndpoint): serving = the pod is Ready, whether or not
+ *   it is terminating; terminating = it has a deletionTimestamp; ready =
+ *   serving and not terminating, or true whatever the pod's state when the
+ *   Service has publishNotReadyAddresses (serving still tells the truth);
  * - ports per pod: each Service port with its targetPort resolved in that
  *   pod (FindPort: a name looks up a container port of that name and
  *   protocol; a pod without it gets no such port), so pods resolving a name
@@ -145,12 +146,13 @@ export function isEndpointPod(pod: KubeObject): boolean {
 }
 
 function endpointFor(service: KubeObject, pod: KubeObject, address: string): Endpoint {
+  const serving = isPodReady(pod);
   const terminating = isTerminating(pod);
-  const publishNotReady = service.spec?.publishNotReadyAddresses === true;
-  const ready = publishNotReady || (isPodReady(pod) && !terminating);
+  // Never ready while terminating, unless the Service publishes not-ready addresses.
+  const ready = service.spec?.publishNotReadyAddresses === true || (serving && !terminating);
   const endpoint: Endpoint = {
     addresses: [address],
-    conditions: { ready, serving: publishNotReady || isPodReady(pod), terminating },
+    conditions: { ready, serving, terminating },
     targetRef: {
       kind: 'Pod',
       namespace: pod.metadata.namespace ?? '',

@@ -7,22 +7,23 @@
  * matches `spec.nodeSelector` (NodeAffinity), and the pod tolerates its
  * NoSchedule and NoExecute taints (TaintToleration).
  *
- * Binding sets spec.nodeName with an optimistic update (retried on a fresh
- * read on conflict), then PodScheduled=True, as the binding subresource
- * does. A pod that fits nowhere stays Pending with PodScheduled=False,
+ * Binding goes through the pods/<name>/binding subresource, as
+ * kube-scheduler's: the API server sets spec.nodeName (which no pod update
+ * may change) and PodScheduled=True in one write, for this pod's uid only,
+ * and answers 409 when the pod was bound or marked for deletion meanwhile,
+ * which leaves nothing to do. A pod that fits nowhere stays Pending with PodScheduled=False,
  * reason Unschedulable and upstream's "0/N nodes are available" message, and
  * is retried when a node changes. Pods just bound are "assumed" on their
  * node until the cache shows the binding, so back-to-back pods spread.
  */
 import type { KubeObject } from '../api/types.js';
-import type { ApiClient } from '../client/index.js';
+import { type ApiClient, isConflict, isNotFound } from '../client/index.js';
 import { type Informer, objectKey } from './informer.js';
 import {
   findCondition,
   isConditionTrue,
   isPodTerminal,
   isTerminating,
-  messageOf,
   nodeNameOf,
   setCondition,
 } from './object-state.js';
@@ -198,35 +199,18 @@ export class Scheduler {
     feasible.sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a.localeCompare(b));
     const chosen = feasible[0] ?? '';
     this.#assumed.set(key, chosen);
-    let bound: KubeObject | undefined;
     try {
-      bound = await writeWithRetry(this.client, pods, pod, (current) => {
-        if (!needsScheduling(current)) return undefined;
-        current.spec = { ...current.spec, nodeName: chosen };
-        return current;
+      await this.client.bind(pod.metadata.name ?? '', chosen, {
+        namespace: pod.metadata.namespace,
+        uid: pod.metadata.uid,
       });
     } catch (error) {
       this.#assumed.delete(key);
+      // Gone, bound or being deleted meanwhile, or another pod under its name now.
+      if (isNotFound(error) || isConflict(error)) return undefined;
       throw error;
     }
-    if (!bound || nodeNameOf(bound) !== chosen) {
-      // Gone, or bound by someone else meanwhile.
-      this.#assumed.delete(key);
-      return undefined;
-    }
     this.log(`${this.name}: bound Pod "${key}" to Node "${chosen}"`);
-    try {
-      await writeWithRetry(
-        this.client,
-        pods,
-        bound,
-        (current) => setCondition(current, { type: 'PodScheduled', status: 'True' }),
-        'status',
-      );
-    } catch (error) {
-      // The binding stands; the condition is informational.
-      this.log(`${this.name}: Pod "${key}": cannot set PodScheduled: ${messageOf(error)}`);
-    }
     return undefined;
   }
 

@@ -9,7 +9,10 @@
  *
  * Writes: validated against the state including not-yet-synced writes,
  * given the next revision, appended to the current segment and fdatasync'ed;
- * only then applied to what reads see, sent to watchers and resolved. Writes
+ * only then applied to what reads see, sent to watchers and resolved. A write
+ * refused because of one not yet synced (a revision conflict, the key
+ * existing or gone) is refused once that one is visible, so a caller that
+ * reads again sees why and can retry (GuaranteedUpdate). Writes
  * issued while a sync is in flight share the next one (group commit), so 100
  * concurrent creates cost a few syncs, not 100. A failed append or sync stops
  * the store taking writes: after a failed fsync the page cache can no longer
@@ -178,6 +181,8 @@ export class FileStore implements Store {
   /** Events at or below this revision are no longer kept. */
   #compacted: number;
   readonly #watchers = new Set<Watcher>();
+  /** Refusals waiting for the write that caused them to be visible (see #refuse). */
+  #visibilityWaiters: { revision: number; resolve: () => void }[] = [];
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
   #snapshotting: Promise<void> | undefined;
@@ -259,7 +264,7 @@ export class FileStore implements Store {
   create(key: string, value: string): Promise<StoredValue> {
     const unavailable = this.#unavailable();
     if (unavailable) return Promise.reject(unavailable);
-    if (this.#latest(key)) return Promise.reject(new KeyExistsError(key));
+    if (this.#latest(key)) return this.#refuse(key, new KeyExistsError(key));
     const revision = ++this.#nextRevision;
     const kv: StoredValue = { key, value, createRevision: revision, modRevision: revision };
     return this.#append({ revision, op: 'create', key, value }, { type: 'put', kv }, kv);
@@ -267,7 +272,7 @@ export class FileStore implements Store {
 
   update(key: string, value: string, expectedModRevision?: number): Promise<StoredValue> {
     const prev = this.#writable(key, expectedModRevision);
-    if (prev instanceof Error) return Promise.reject(prev);
+    if (prev instanceof Error) return this.#refuse(key, prev);
     const revision = ++this.#nextRevision;
     const kv: StoredValue = {
       key,
@@ -280,7 +285,7 @@ export class FileStore implements Store {
 
   delete(key: string, expectedModRevision?: number): Promise<StoredValue> {
     const prev = this.#writable(key, expectedModRevision);
-    if (prev instanceof Error) return Promise.reject(prev);
+    if (prev instanceof Error) return this.#refuse(key, prev);
     const revision = ++this.#nextRevision;
     const kv: StoredValue = { ...prev, value: '', modRevision: revision };
     return this.#append({ revision, op: 'delete', key }, { type: 'delete', kv, prev }, prev);
@@ -336,6 +341,35 @@ export class FileStore implements Store {
     return prev;
   }
 
+  /**
+   * Rejects with `error`; when a write to `key` is not synced yet (and so is
+   * what the error is about, while reads still show the value before it),
+   * only once that write is visible or the store has failed. Refused at
+   * once, a read-modify-write would read the same old value again and
+   * again until its retries ran out.
+   */
+  #refuse(key: string, error: Error): Promise<never> {
+    const pending = this.#unsynced.get(key);
+    if (!pending || error instanceof StoreUnavailableError || this.#failure) {
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve) => {
+      this.#visibilityWaiters.push({ revision: pending.revision, resolve });
+    }).then(() => {
+      throw error;
+    });
+  }
+
+  /** Releases the refusals whose write is visible now (all of them once the store failed). */
+  #wakeRefusals(): void {
+    const ready = this.#visibilityWaiters.filter(
+      (w) => w.revision <= this.#revision || this.#failure !== undefined,
+    );
+    if (ready.length === 0) return;
+    this.#visibilityWaiters = this.#visibilityWaiters.filter((w) => !ready.includes(w));
+    for (const waiter of ready) waiter.resolve();
+  }
+
   /** The key's value once every accepted write is synced. */
   #latest(key: string): StoredValue | undefined {
     const unsynced = this.#unsynced.get(key);
@@ -377,6 +411,7 @@ export class FileStore implements Store {
         for (const write of batch) this.#commit(write.event);
         for (const write of batch) write.resolve(write.result);
         batch = [];
+        this.#wakeRefusals();
       }
     } catch (error) {
       this.#fail(error, batch);
@@ -415,6 +450,7 @@ export class FileStore implements Store {
     const rejected = [...batch, ...this.#queue];
     this.#queue = [];
     for (const write of rejected) write.reject(unavailable ?? this.#failure);
+    this.#wakeRefusals();
   }
 
   /**

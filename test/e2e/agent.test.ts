@@ -7,13 +7,19 @@
 // CNI DEL and the DELETE with gracePeriodSeconds=0 that removes the pod),
 // the downward API in env, and pod-to-pod traffic across nodes without NAT
 // (Kubernetes network model: pods reach each other with their own
-// addresses) with the host-gw and vxlan backends.
+// addresses) with the host-gw and vxlan backends. And the agent's
+// robustness: a probe Node cannot make, a second DELETE that shortens a
+// grace period, container log rotation, a pod record that cannot be read,
+// and an agent whose launcher has exited.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { netnsDir } from '../../src/agent/netns.js';
+import { readProcessStat } from '../../src/agent/processes.js';
+import { lastLines } from '../../src/cli/logs.js';
 import {
   type Pod,
   TestCluster,
@@ -25,6 +31,7 @@ import {
   pidOf,
   podResource,
 } from '../support/agent-cluster.js';
+import { strata } from '../support/cli.js';
 import { Lab, inNetns, isRoot, sh } from '../support/netns.js';
 
 const skip = isRoot() ? false : 'needs root for network namespaces';
@@ -32,6 +39,18 @@ const skip = isRoot() ? false : 'needs root for network namespaces';
 const running = (pod: Pod): boolean =>
   pod.status?.phase === 'Running' &&
   (pod.status.containerStatuses ?? []).every((c) => c.ready && c.state.running !== undefined);
+
+/** A pod of one container that sleeps (and stops on SIGTERM). */
+const sleeper = { containers: [{ name: 'main', image: 'sh', command: ['sleep', '3600'] }] };
+
+/** A file's text, '' when it is not there. */
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 /** A server pod answering every connection with the address it came from. */
 function echoSourceSpec(): Record<string, unknown> {
@@ -79,12 +98,20 @@ async function assertCrossNodeTraffic(cluster: TestCluster, tag: string): Promis
   assert.equal(cluster.containerLog(node2, client, 'client').trim(), `from=${clientIp}`);
 }
 
-describe('node agent, host-gw backend, two nodes', { skip, timeout: 90_000 }, () => {
+/** Log rotation small and quick enough to watch: 2 KiB × 3 files, looked at every 100 ms. */
+const logLimit = 2048;
+const rotationArgs = [
+  '--container-log-max-size', '2Ki',
+  '--container-log-max-files', '3',
+  '--container-log-monitor-interval', '100ms',
+]; // prettier-ignore
+
+describe('node agent, host-gw backend, two nodes', { skip, timeout: 150_000 }, () => {
   const lab = new Lab();
   let cluster: TestCluster;
 
   before(async () => {
-    cluster = await TestCluster.start(lab, 'host-gw', 2);
+    cluster = await TestCluster.start(lab, 'host-gw', 2, { agentArgs: rotationArgs });
   });
   after(() => {
     lab.cleanup();
@@ -461,6 +488,228 @@ describe('node agent, host-gw backend, two nodes', { skip, timeout: 90_000 }, ()
       (await cluster.getPod('duo')) === undefined ? true : undefined,
     );
     assert.ok(!alive(serverPid) && !alive(clientPid));
+  });
+  it('keeps running when a probe cannot even be made (an httpGet path with a space)', async () => {
+    const [node1] = cluster.nodes;
+    assert.ok(node1);
+    // Past the API server's validation: the agent must survive whatever reaches it.
+    await cluster.createPodUnchecked('bad-probe', node1, {
+      containers: [
+        {
+          name: 'main',
+          image: 'sh',
+          command: ['sleep', '3600'],
+          readinessProbe: { httpGet: { path: '/a b', port: 8080 }, periodSeconds: 1 },
+        },
+      ],
+    });
+    await cluster.waitFor('the probe failure in the agent log', () =>
+      cluster
+        .agentLog(node1)
+        .includes('container main: readiness probe failed: the probe cannot be run')
+        ? true
+        : undefined,
+    );
+    await sleep(2500);
+    assert.ok(cluster.agentRunning(node1), 'the agent survives probe after probe');
+    await cluster.createPod('after-bad-probe', node1, sleeper);
+    await cluster.waitForPod('after-bad-probe', 'running', running);
+    for (const name of ['bad-probe', 'after-bad-probe']) {
+      await cluster.client.delete(podResource, name, {
+        namespace: 'default',
+        gracePeriodSeconds: 0,
+      });
+    }
+  });
+
+  it('shortens a stop under way: a second DELETE with 0 kills at once, a shorter one sooner', async () => {
+    const [node1] = cluster.nodes;
+    assert.ok(node1);
+    const stubborn = {
+      terminationGracePeriodSeconds: 60,
+      containers: [
+        {
+          name: 'main',
+          image: 'sh',
+          command: ['sh', '-c', "trap '' TERM; while :; do sleep 0.1; done"],
+        },
+      ],
+    };
+    await cluster.createPod('slow-forced', node1, stubborn);
+    await cluster.createPod('slow-shortened', node1, stubborn);
+    const forced = await cluster.waitForPod('slow-forced', 'running', running);
+    const shortened = await cluster.waitForPod('slow-shortened', 'running', running);
+    const forcedPid = pidOf(containerStatus(forced, 'main'));
+    const shortenedPid = pidOf(containerStatus(shortened, 'main'));
+    for (const name of ['slow-forced', 'slow-shortened']) {
+      await cluster.client.delete(podResource, name, { namespace: 'default' });
+    }
+    await cluster.waitFor('both to be stopping', () =>
+      cluster.agentLog(node1).split('stopping (grace period 60s)').length >= 3 ? true : undefined,
+    );
+    await sleep(500);
+    assert.ok(alive(forcedPid) && alive(shortenedPid), 'SIGTERM alone does not stop them');
+    const started = Date.now();
+    await cluster.client.delete(podResource, 'slow-forced', {
+      namespace: 'default',
+      gracePeriodSeconds: 0,
+    });
+    assert.equal(await cluster.getPod('slow-forced'), undefined);
+    await cluster.client.delete(podResource, 'slow-shortened', {
+      namespace: 'default',
+      gracePeriodSeconds: 3,
+    });
+    await cluster.waitFor(
+      'the forced pod to be torn down',
+      () => (!alive(forcedPid) && !netnsExists(cluster.podNetns(forced)) ? true : undefined),
+      5000,
+    );
+    assert.ok(alive(shortenedPid), 'the other keeps its 3 s');
+    await cluster.waitFor(
+      'the shortened pod to go',
+      async () => ((await cluster.getPod('slow-shortened')) === undefined ? true : undefined),
+      10_000,
+    );
+    assert.ok(Date.now() - started >= 2500, 'not before its shorter grace period');
+    assert.equal(alive(shortenedPid), false);
+  });
+
+  it('rotates container logs at the cap; strata logs reads the tail and follows rotations', async () => {
+    const [node1] = cluster.nodes;
+    assert.ok(node1);
+    const pad = 'x'.repeat(50);
+    await cluster.createPod('chatty', node1, {
+      containers: [
+        {
+          name: 'main',
+          image: 'sh',
+          command: ['sh', '-c'],
+          args: [
+            `sleep 1; i=0; while [ $i -lt 300 ]; do echo "line $i ${pad}"; i=$((i+1)); sleep 0.01; done; echo end; exec sleep 3600`,
+          ],
+        },
+      ],
+    });
+    const pod = await cluster.waitForPod('chatty', 'running', running);
+    const path = join(cluster.podDir(node1, pod.metadata.uid ?? ''), 'main.log');
+    const target = ['--state-dir', cluster.stateDir];
+    const following = strata(['logs', '-f', 'chatty', ...target]);
+    const files = [path, `${path}.1`, `${path}.2`];
+    await cluster.waitFor(
+      'the output to end',
+      () => (files.some((file) => readText(file).includes('end\n')) ? true : undefined),
+      30_000,
+    );
+    await sleep(500);
+    for (const file of files) {
+      assert.ok(existsSync(file), `${file} exists`);
+      assert.ok(statSync(file).size <= 4 * logLimit, `${file} stays near the cap`);
+    }
+    assert.equal(existsSync(`${path}.3`), false, 'three files at most');
+    assert.doesNotMatch(readText(`${path}.2`), /^line 0 /m, 'the oldest output is dropped');
+    const current = readText(path);
+    assert.equal((await strata(['logs', 'chatty', ...target])).stdout, current);
+    const tail = await strata(['logs', 'chatty', '--tail', '2', ...target]);
+    assert.equal(tail.stdout, lastLines(current, 2));
+    await cluster.client.delete(podResource, 'chatty', {
+      namespace: 'default',
+      gracePeriodSeconds: 0,
+    });
+    const followed = (await following).stdout;
+    const numbers = followed
+      .split('\n')
+      .filter((line) => line.startsWith('line '))
+      .map((line) => Number(line.split(' ')[1]));
+    assert.equal(numbers[0], 0, 'from the start');
+    assert.ok(
+      numbers.every((n, i) => i === 0 || n > (numbers[i - 1] ?? 0)),
+      'nothing twice, nothing out of order',
+    );
+    // Copytruncate may lose what is written in the instant between the copy and the truncation.
+    assert.ok(numbers.length >= 295, `followed ${numbers.length} of 300 lines across rotations`);
+    assert.ok(followed.endsWith('end\n'));
+  });
+
+  it('cleans up after pods whose records cannot be read, deleted or not', async () => {
+    const [node1] = cluster.nodes;
+    assert.ok(node1);
+    await cluster.createPod('torn-gone', node1, sleeper);
+    await cluster.createPod('torn-kept', node1, sleeper);
+    const gone = await cluster.waitForPod('torn-gone', 'running', running);
+    const kept = await cluster.waitForPod('torn-kept', 'running', running);
+    const gonePid = pidOf(containerStatus(gone, 'main'));
+    const keptPid = pidOf(containerStatus(kept, 'main'));
+    await cluster.killAgent(node1);
+    for (const pod of [gone, kept]) {
+      writeFileSync(join(cluster.podDir(node1, pod.metadata.uid ?? ''), 'pod.json'), '{"uid": "to');
+    }
+    await cluster.client.delete(podResource, 'torn-gone', {
+      namespace: 'default',
+      gracePeriodSeconds: 0,
+    });
+    const logSize = cluster.agentLog(node1).length;
+    cluster.startAgent(node1);
+    await cluster.waitFor('the new agent to run', () =>
+      cluster.agentLog(node1).slice(logSize).includes(' running') ? true : undefined,
+    );
+    await cluster.waitFor('the deleted pod to be removed', () =>
+      !alive(gonePid) && !netnsExists(cluster.podNetns(gone)) ? true : undefined,
+    );
+    assert.equal(existsSync(cluster.podDir(node1, gone.metadata.uid ?? '')), false);
+    assert.ok(!cluster.allocations(node1).includes(gone.status?.podIP ?? ''));
+    // The pod still bound runs again, and what no record accounts for is gone.
+    const again = await cluster.waitForPod(
+      'torn-kept',
+      'running a new process',
+      (p) => running(p) && pidOf(containerStatus(p, 'main')) !== keptPid,
+    );
+    await cluster.waitFor('the unaccounted process to be killed', () =>
+      alive(keptPid) ? undefined : true,
+    );
+    assert.deepEqual(netnsPids(cluster.podNetns(kept)), [pidOf(containerStatus(again, 'main'))]);
+  });
+});
+
+describe('node agent whose launcher exits at once', { skip, timeout: 60_000 }, () => {
+  const lab = new Lab();
+  let cluster: TestCluster;
+
+  before(async () => {
+    cluster = await TestCluster.start(lab, 'host-gw', 1, { launcher: 'exits' });
+  });
+  after(() => {
+    lab.cleanup();
+  });
+
+  it('publishes pod namespaces where every process sees them', async () => {
+    const [node1] = cluster.nodes;
+    assert.ok(node1?.agentPid);
+    const agentPid = node1.agentPid;
+    assert.notEqual(readProcessStat(agentPid)?.ppid, process.pid, "not the test's child");
+    // `ip netns exec` gave it a mount namespace of its own.
+    assert.notEqual(readlinkSync(`/proc/${agentPid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'));
+    await cluster.createPod('visible', node1, sleeper);
+    const pod = await cluster.waitForPod('visible', 'running', running);
+    const netns = cluster.podNetns(pod);
+    // Listed, and mounted in this process's view (`ip netns list` also lists an empty file).
+    const listed = (): string[] =>
+      sh('ip', ['netns', 'list'])
+        .split('\n')
+        .map((line) => line.split(' ')[0] ?? '');
+    const mounted = (): boolean =>
+      readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${netnsDir}/${netns} `);
+    assert.ok(listed().includes(netns), `${netns} is in ip netns list`);
+    assert.ok(mounted(), `${netns} is mounted where the test runs`);
+    assert.match(
+      inNetns(netns, ['ip', '-4', 'addr', 'show', 'eth0']).stdout,
+      new RegExp(pod.status?.podIP ?? 'no address'),
+    );
+    await cluster.client.delete(podResource, 'visible', { namespace: 'default' });
+    await cluster.waitFor('the pod to go', async () =>
+      (await cluster.getPod('visible')) === undefined ? true : undefined,
+    );
+    assert.ok(!listed().includes(netns) && !mounted(), 'and is removed from it');
+    assert.ok(cluster.agentRunning(node1));
   });
 });
 

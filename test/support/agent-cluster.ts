@@ -6,8 +6,13 @@
  * controller: it gives each registered Node its pod CIDR. Everything it
  * makes — agents, pod namespaces and their processes — is removed by the
  * Lab's cleanup, even when a test fails.
+ *
+ * An agent is the test's child (`ip netns exec`), or, with the launcher
+ * `exits`, started by a shell that exits at once, as a launcher that does
+ * not wait for its agents would: the agent is then nobody's child here.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -22,7 +27,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { resourceForKind } from '../../src/api/registry.js';
 import type { KubeObject, ResourceType } from '../../src/api/types.js';
+import { netnsDir } from '../../src/agent/netns.js';
 import { type RunningApiServer, startApiServer } from '../../src/apiserver/server.js';
+import { createObject } from '../../src/apiserver/storage.js';
 import { ApiClient, isNotFound } from '../../src/client/index.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { type Lab, sh, uniqueName } from './netns.js';
@@ -39,6 +46,15 @@ export interface TestNode {
   ip: string;
   podCidr: string;
   agent?: ChildProcess;
+  /** The agent's pid, when the launcher exited (it is not the test's child then). */
+  agentPid?: number;
+}
+
+export interface TestClusterOptions {
+  /** More `strata agent` flags for every agent. */
+  agentArgs?: readonly string[];
+  /** `child`: the agent is the test's child; `exits`: its launcher exits at once. */
+  launcher?: 'child' | 'exits';
 }
 
 export type Pod = KubeObject & {
@@ -77,7 +93,9 @@ export class TestCluster {
     readonly stateDir: string,
     readonly socket: string,
     private readonly server: RunningApiServer,
+    private readonly store: MemoryStore,
     readonly backend: 'host-gw' | 'vxlan',
+    private readonly options: TestClusterOptions,
   ) {
     this.client = new ApiClient(socket);
   }
@@ -87,14 +105,13 @@ export class TestCluster {
     lab: Lab,
     backend: 'host-gw' | 'vxlan',
     nodeCount: number,
+    options: TestClusterOptions = {},
   ): Promise<TestCluster> {
     const stateDir = lab.dir('strata-agent-test-');
     const socket = join(stateDir, 'api.sock');
-    const server = await startApiServer({
-      store: new MemoryStore(),
-      listen: { socketPath: socket },
-    });
-    const cluster = new TestCluster(lab, stateDir, socket, server, backend);
+    const store = new MemoryStore();
+    const server = await startApiServer({ store, listen: { socketPath: socket } });
+    const cluster = new TestCluster(lab, stateDir, socket, server, store, backend, options);
     lab.onCleanup(() => {
       cluster.#cleanup();
     });
@@ -142,34 +159,65 @@ export class TestCluster {
   }
 
   /** Starts the node's agent inside its namespace, output appended to logs/agent-<node>.log. */
-  startAgent(node: TestNode): ChildProcess {
+  startAgent(node: TestNode): void {
     mkdirSync(join(this.stateDir, 'logs'), { recursive: true });
     const log = openSync(this.logPath(node), 'a');
-    const agent = spawn(
-      'ip',
-      [
-        'netns', 'exec', node.netns, process.execPath, agentEntry,
-        '--state-dir', this.stateDir,
-        '--api', this.socket,
-        '--node', node.name,
-        '--node-ip', node.ip,
-        '--backend', this.backend,
-        '--cluster', this.name,
-      ],
-      { stdio: ['ignore', log, log] },
-    ); // prettier-ignore
-    closeSync(log);
-    node.agent = agent;
-    return agent;
+    const command = [
+      'ip', 'netns', 'exec', node.netns, process.execPath, agentEntry,
+      '--state-dir', this.stateDir,
+      '--api', this.socket,
+      '--node', node.name,
+      '--node-ip', node.ip,
+      '--backend', this.backend,
+      '--cluster', this.name,
+      ...(this.options.agentArgs ?? []),
+    ]; // prettier-ignore
+    try {
+      if (this.options.launcher === 'exits') {
+        // The shell starts the agent in the background, prints its pid and exits.
+        const launched = spawnSync(
+          'sh',
+          ['-c', '"$@" 1>&2 </dev/null & echo $!', 'sh', ...command],
+          {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', log],
+          },
+        );
+        node.agentPid = Number(launched.stdout.trim());
+        node.agent = undefined;
+      } else {
+        const [file = 'ip', ...args] = command;
+        node.agent = spawn(file, args, { stdio: ['ignore', log, log] });
+        node.agentPid = node.agent.pid;
+      }
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  /** Whether the node's agent process still runs. */
+  agentRunning(node: TestNode): boolean {
+    return node.agentPid !== undefined && alive(node.agentPid);
   }
 
   /** SIGKILL, as a crash would. */
   async killAgent(node: TestNode): Promise<void> {
     const agent = node.agent;
-    if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
-    const exited = new Promise((resolve) => agent.once('exit', resolve));
-    agent.kill('SIGKILL');
-    await exited;
+    if (agent) {
+      if (agent.exitCode !== null || agent.signalCode !== null) return;
+      const exited = new Promise((resolve) => agent.once('exit', resolve));
+      agent.kill('SIGKILL');
+      await exited;
+      return;
+    }
+    const pid = node.agentPid;
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    while (alive(pid)) await sleep(20);
   }
 
   agentLog(node: TestNode): string {
@@ -218,6 +266,30 @@ export class TestCluster {
       }
       await sleep(100);
     }
+  }
+
+  /**
+   * A pod written straight to the store, past the API server's validation:
+   * what a manifest the validation lets through (or an older server let
+   * in) looks like to the agent.
+   */
+  async createPodUnchecked(
+    name: string,
+    node: TestNode,
+    spec: Record<string, unknown>,
+  ): Promise<Pod> {
+    return createObject(this.store, podResource, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: 'default',
+        uid: randomUUID(),
+        creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      },
+      spec: { nodeName: node.name, terminationGracePeriodSeconds: 5, ...spec },
+      status: { phase: 'Pending' },
+    });
   }
 
   async createPod(name: string, node: TestNode, spec: Record<string, unknown>): Promise<Pod> {
@@ -292,12 +364,18 @@ export class TestCluster {
       }
     }
     // Agents first, and dead before their pods go: a live agent would restart what is killed.
-    for (const node of this.nodes) node.agent?.kill('SIGKILL');
-    for (let i = 0; i < 100 && this.nodes.some((n) => n.agent?.pid && alive(n.agent.pid)); i++) {
+    for (const node of this.nodes) {
+      try {
+        if (node.agentPid !== undefined) process.kill(node.agentPid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    for (let i = 0; i < 100 && this.nodes.some((n) => this.agentRunning(n)); i++) {
       spawnSync('sleep', ['0.02']);
     }
     const prefix = `strata-${this.name}-`;
-    const podNamespaces = readdirSync('/run/netns').filter((n) => n.startsWith(prefix));
+    const podNamespaces = readdirSync(netnsDir).filter((n) => n.startsWith(prefix));
     // Twice, by process group too: a shell loop may fork between the listing and the kill.
     for (let pass = 0; pass < 2; pass++) {
       for (const pid of podNamespaces.flatMap(netnsPids)) {
@@ -343,5 +421,5 @@ export function netnsPids(netns: string): number[] {
 }
 
 export function netnsExists(netns: string): boolean {
-  return existsSync(join('/run/netns', netns));
+  return existsSync(join(netnsDir, netns));
 }

@@ -113,7 +113,7 @@ export const examples = {
             requests: { cpu: '100m', memory: '128Mi' },
             limits: { cpu: 1, memory: '1Gi' },
           },
-          securityContext: { runAsNonRoot: true },
+          securityContext: { allowPrivilegeEscalation: false },
         },
       ],
       restartPolicy: 'Always',

@@ -89,6 +89,31 @@ const violations: [Example, string, Record<string, unknown>, string[]][] = [
     ['spec.containers[0].imagePolicy Forbidden']],
   ['pod', 'host-network pods are not supported', { 'spec.hostNetwork': true },
     ['spec.hostNetwork Forbidden']],
+  ['pod', 'who a container runs as is not supported yet',
+    { 'spec.containers[0].securityContext': { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true, capabilities: { add: ['NET_ADMIN'] }, privileged: true } },
+    ['spec.containers[0].securityContext.capabilities Forbidden', 'spec.containers[0].securityContext.privileged Forbidden',
+      'spec.containers[0].securityContext.runAsGroup Forbidden', 'spec.containers[0].securityContext.runAsNonRoot Forbidden',
+      'spec.containers[0].securityContext.runAsUser Forbidden']],
+  ['pod', 'who a pod runs as is not supported yet',
+    { 'spec.securityContext': { runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, fsGroup: 2000 } },
+    ['spec.securityContext.runAsGroup Forbidden', 'spec.securityContext.runAsNonRoot Forbidden',
+      'spec.securityContext.runAsUser Forbidden']],
+  ['pod', 'unknown securityContext fields are rejected', { 'spec.containers[0].securityContext.runAs': 1 },
+    ['spec.containers[0].securityContext.runAs Forbidden']],
+  ['pod', 'activeDeadlineSeconds is not supported yet', { 'spec.activeDeadlineSeconds': 60 },
+    ['spec.activeDeadlineSeconds Forbidden']],
+  ['deployment', 'a template takes no activeDeadlineSeconds (upstream)',
+    { 'spec.template.spec.activeDeadlineSeconds': 60 }, ['spec.template.spec.activeDeadlineSeconds Invalid']],
+  ['pod', 'an httpGet path is a URL path', { 'spec.containers[0].readinessProbe.httpGet.path': '/a b' },
+    ['spec.containers[0].readinessProbe.httpGet.path Invalid']],
+  ['pod', 'an httpGet path has no control characters',
+    { 'spec.containers[0].readinessProbe.httpGet.path': '/ok\r\nX-Injected: 1' },
+    ['spec.containers[0].readinessProbe.httpGet.path Invalid']],
+  ['pod', 'an httpGet path is absolute', { 'spec.containers[0].readinessProbe.httpGet.path': 'healthz' },
+    ['spec.containers[0].readinessProbe.httpGet.path Invalid']],
+  ['pod', 'an httpGet header value has no CR or LF',
+    { 'spec.containers[0].readinessProbe.httpGet.httpHeaders': [{ name: 'X-A', value: 'a\r\nX-B: b' }, { name: 'X-C', value: 'tab\tok' }] },
+    ['spec.containers[0].readinessProbe.httpGet.httpHeaders[0].value Invalid']],
   ['service', 'LoadBalancer is not supported yet', { 'spec.type': 'LoadBalancer' },
     ['spec.type NotSupported']],
   ['service', 'ExternalName is not supported yet', { 'spec.type': 'ExternalName' },
@@ -330,6 +355,39 @@ describe('updates', () => {
     assert.deepEqual(
       admit(moved, stored).errors.map((e) => `${e.field} ${e.type}`),
       ['spec.clusterIP Invalid'],
+    );
+  });
+
+  it('a Pod update may change only images, activeDeadlineSeconds and added tolerations', () => {
+    const stored = admit(examples.pod).object;
+    const update = (changes: Record<string, unknown>) =>
+      admit(change(stored, changes), stored).errors.map((e) => `${e.field} ${e.type}`);
+    assert.deepEqual(
+      update({ 'spec.containers[0].image': 'nginx:1.27', 'metadata.labels.v': '2' }),
+      [],
+    );
+    assert.deepEqual(update({ 'spec.tolerations[1]': { key: 'more', operator: 'Exists' } }), []);
+    // null and empty are the same as unset, as upstream's semantic equality has them.
+    assert.deepEqual(update({ 'spec.hostAliases': null, 'spec.imagePullSecrets': [] }), []);
+    for (const changes of [
+      { 'spec.nodeName': 'node-2' },
+      { 'spec.nodeName': undefined },
+      { 'spec.containers[0].command': ['sh'] },
+      { 'spec.restartPolicy': 'Never' },
+      { 'spec.terminationGracePeriodSeconds': 5 },
+    ]) {
+      assert.deepEqual(update(changes), ['spec Forbidden'], JSON.stringify(changes));
+    }
+    assert.deepEqual(update({ 'spec.tolerations[0].operator': 'Equal' }), [
+      'spec.tolerations Forbidden',
+    ]);
+    assert.deepEqual(update({ 'spec.containers[1]': { name: 'side', image: 'busybox' } }), [
+      'spec.containers Forbidden',
+    ]);
+    const [error] = admit(change(stored, { 'spec.nodeName': 'node-2' }), stored).errors;
+    assert.match(
+      error?.detail ?? '',
+      /^pod updates may not change fields other than `spec.containers\[\*\].image`,`spec.initContainers\[\*\].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` \(only additions to existing tolerations\),`spec.terminationGracePeriodSeconds` .*\nspec.nodeName: "node-1" → "node-2"$/,
     );
   });
 

@@ -170,6 +170,32 @@ describe('WATCH', () => {
     assertStatus(await call('GET', `${pods}?watch=1&resourceVersion=abc`), 400, 'BadRequest');
   });
 
+  it('answers a resourceVersion beyond the store with 504 Too large resource version, and ends', async () => {
+    const current = testStore().revision();
+    const ahead = current + 5;
+    const watch = openWatch(`${pods}?watch=1&resourceVersion=${ahead}`);
+    const [error] = await watch.next(1);
+    await watch.ended;
+    assert.equal(error?.type, 'ERROR');
+    assert.equal(error?.object.kind, 'Status');
+    assert.equal(error?.object.code, 504);
+    assert.equal(error?.object.reason, 'Timeout');
+    assert.equal(
+      error?.object.message,
+      `Timeout: Too large resource version: ${ahead}, current: ${current}`,
+    );
+    assert.deepEqual(error?.object.details.causes, [
+      { reason: 'ResourceVersionTooLarge', message: 'Too large resource version' },
+    ]);
+    const listed = assertStatus(
+      await call('GET', `${pods}?resourceVersion=${ahead}`),
+      504,
+      'Timeout',
+    );
+    assert.equal(listed.details.causes?.[0]?.reason, 'ResourceVersionTooLarge');
+    assert.equal((await call('GET', `${pods}?resourceVersion=${current}`)).code, 200);
+  });
+
   it('ends at timeoutSeconds and cancels the store watch when the stream ends or the client goes', async () => {
     const baseline = testStore().openWatches;
     const timed = openWatch(

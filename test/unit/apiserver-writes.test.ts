@@ -1,8 +1,14 @@
 // The API server's writes over HTTP: PUT with optimistic concurrency, the
-// status subresource, PATCH in its three media types, DELETE with graceful
-// pod deletion, finalizers, preconditions and the namespace cascade.
+// status subresource, unconditional writes racing on a FileStore, PATCH in
+// its three media types, DELETE with graceful pod deletion, finalizers,
+// preconditions, propagation policies and the namespace cascade.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startApiServer } from '../../src/apiserver/server.js';
+import { FileStore } from '../../src/store/file.js';
 import {
   assertStatus,
   call,
@@ -43,7 +49,8 @@ describe('update (PUT) and the status subresource', () => {
     // Without a resourceVersion the update is unconditional, as upstream allows for pods.
     const unconditional = structuredClone(updated.body);
     delete unconditional.metadata.resourceVersion;
-    unconditional.spec = { ...unconditional.spec, nodeName: 'n9' };
+    const [container] = unconditional.spec?.containers as Record<string, unknown>[];
+    unconditional.spec = { ...unconditional.spec, containers: [{ ...container, image: 'i:2' }] };
     const bumped = await call('PUT', '/api/v1/namespaces/default/pods/upd', unconditional);
     assert.equal(bumped.code, 200);
     assert.equal(bumped.body.metadata.generation, 2, 'a spec change bumps generation');
@@ -105,6 +112,43 @@ describe('update (PUT) and the status subresource', () => {
   });
 });
 
+describe('concurrent unconditional writes', () => {
+  it('applies 20 parallel merge patches of one object to a FileStore, none answered 409', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-apiserver-'));
+    const store = await FileStore.open(dir);
+    const server = await startApiServer({ store, listen: { host: '127.0.0.1', port: 0 } });
+    try {
+      const path = `${server.url}/api/v1/namespaces/default/pods/contended`;
+      const created = await fetch(`${server.url}/api/v1/namespaces/default/pods`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(pod('contended')),
+      });
+      assert.equal(created.status, 201);
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const res = await fetch(path, {
+            method: 'PATCH',
+            headers: { 'content-type': 'application/merge-patch+json' },
+            body: JSON.stringify({ metadata: { labels: { [`l${i}`]: 'y' } } }),
+          });
+          return { code: res.status, text: await res.text() };
+        }),
+      );
+      for (const reply of replies) assert.equal(reply.code, 200, reply.text);
+      const stored = (await (await fetch(path)).json()) as { metadata: { labels: object } };
+      assert.deepEqual(
+        Object.keys(stored.metadata.labels).sort(),
+        Array.from({ length: 20 }, (_, i) => `l${i}`).sort(),
+      );
+    } finally {
+      await server.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('PATCH', () => {
   const path = '/api/v1/namespaces/default/pods/pt';
   before(async () => {
@@ -123,17 +167,22 @@ describe('PATCH', () => {
   });
 
   it('treats a strategic merge patch as a merge patch (lists are replaced)', async () => {
-    const containers = [{ name: 'other', image: 'j' }];
+    const ports = (names: string[]) => names.map((name, i) => ({ name, port: 80 + i }));
+    await createIn(
+      'default',
+      { metadata: { name: 'smp' }, spec: { ports: ports(['a', 'b']) } },
+      'services',
+    );
     const reply = await call(
       'PATCH',
-      path,
-      { spec: { containers } },
+      '/api/v1/namespaces/default/services/smp',
+      { spec: { ports: ports(['c']) } },
       'application/strategic-merge-patch+json',
     );
     assert.equal(reply.code, 200, JSON.stringify(reply.body));
     assert.deepEqual(
-      (reply.body.spec?.containers as { name: string }[]).map((c) => c.name),
-      ['other'],
+      (reply.body.spec?.ports as { name: string }[]).map((c) => c.name),
+      ['c'],
     );
     assert.equal(reply.body.metadata.generation, 2);
     // kubectl apply's directives ask for list merging by key: refused, not misapplied.
@@ -289,6 +338,42 @@ describe('DELETE', () => {
       assertStatus(reply, 409, 'Conflict').message,
       /Precondition failed: UID in precondition: not-it/,
     );
+  });
+
+  it('refuses propagationPolicy Orphan or Foreground and orphanDependents (400 naming the field), deleting nothing', async () => {
+    const path = '/api/v1/namespaces/default/pods/propagated';
+    await createIn('default', pod('propagated'));
+    for (const [query, body] of [
+      ['?propagationPolicy=Orphan', undefined],
+      ['?propagationPolicy=Foreground', undefined],
+      ['?orphanDependents=true', undefined],
+      ['', { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Orphan' }],
+      ['', { propagationPolicy: 'Foreground' }],
+      ['', { orphanDependents: true }],
+    ] as const) {
+      const refused = assertStatus(await call('DELETE', path + query, body), 400, 'BadRequest');
+      assert.match(
+        refused.message,
+        /^(propagationPolicy (Orphan|Foreground)|orphanDependents) is not supported/,
+      );
+      assert.equal((await call('GET', path)).code, 200, `${query} ${JSON.stringify(body)}`);
+    }
+    const unknown = assertStatus(
+      await call('DELETE', path, { propagationPolicy: 'Sideways' }),
+      422,
+      'Invalid',
+    );
+    assert.equal(unknown.details.causes?.[0]?.field, 'propagationPolicy');
+    assertStatus(
+      await call('DELETE', path, { propagationPolicy: 'Background', orphanDependents: false }),
+      422,
+      'Invalid',
+    );
+    const background = await call('DELETE', `${path}?propagationPolicy=Background`);
+    assert.equal(background.code, 200);
+    assertStatus(await call('GET', path), 404, 'NotFound');
+    await createIn('default', pod('propagated'));
+    assert.equal((await call('DELETE', path, { orphanDependents: false })).code, 200);
   });
 
   it('deletes everything in a deleted namespace, and nothing elsewhere', async () => {

@@ -9,6 +9,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { resourceForKind } from '../../src/api/registry.js';
 import type { KubeObject, ResourceType } from '../../src/api/types.js';
 import { type RunningApiServer, startApiServer } from '../../src/apiserver/server.js';
+import { createObject } from '../../src/apiserver/storage.js';
 import {
   ApiClient,
   ApiError,
@@ -277,6 +278,37 @@ describe('ApiClient watch', () => {
       writer.close();
       await server.close();
       await side.close();
+    }
+  });
+
+  it('re-lists when its resourceVersion is beyond a restarted server (504 Too large resource version)', async () => {
+    const socketPath = join(dir, 'api.sock');
+    let server = await startApiServer({ store: new MemoryStore(), listen: { socketPath } });
+    const client = new ApiClient(socketPath);
+    const writer = new ApiClient(socketPath);
+    for (const name of ['old-1', 'old-2', 'old-3']) await writer.create(pod(name));
+    writer.close();
+    const watch = client.watch(pods, { namespace: 'default', ...fast });
+    const events = watch[Symbol.asyncIterator]();
+    try {
+      assert.equal((await take(events, 3)).length, 3);
+      const seen = Number(watch.resourceVersion);
+      await server.close();
+      // A server that lost its state: its revision is behind the watch's.
+      const fresh = new MemoryStore();
+      server = await startApiServer({ store: fresh, listen: { socketPath } });
+      await createObject(fresh, pods, pod('fresh'));
+      assert.ok(fresh.revision() < seen);
+      assert.deepEqual((await take(events, 4)).sort(), [
+        ['ADDED', 'fresh'],
+        ['DELETED', 'old-1'],
+        ['DELETED', 'old-2'],
+        ['DELETED', 'old-3'],
+      ]);
+    } finally {
+      watch.close();
+      client.close();
+      await server.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { KubeObject } from '../../src/api/types.js';
 import { parseIp } from '../../src/netaddr/ip.js';
 import { controllerCommand } from '../../src/controller/index.js';
+import { type Endpoint, desiredSlices } from '../../src/controller/endpoint-slices.js';
 import { findCondition } from '../../src/controller/object-state.js';
 import {
   deployments,
@@ -465,6 +466,49 @@ describe('endpoint slices', () => {
       'web-6 IPv6 fd00::6 RS- http=8080,metrics=9090',
     ]);
     assert.equal((await slicesOf('web')).length, 3, 'the emptied 8081 slice is deleted');
+  });
+
+  it('sets ready, serving and terminating as upstream, publishNotReadyAddresses making only ready true', () => {
+    const member = (name: string, ready: boolean, terminating: boolean): KubeObject => ({
+      ...pod(
+        name,
+        { app: 'c' },
+        {},
+        terminating ? { deletionTimestamp: '2030-01-01T00:00:00Z' } : {},
+      ),
+      status: {
+        podIP: '10.1.0.1',
+        conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+      },
+    });
+    const members = [
+      member('ready', true, false),
+      member('ready-terminating', true, true),
+      member('unready', false, false),
+      member('unready-terminating', false, true),
+    ];
+    const flags = (publishNotReadyAddresses: boolean): string[] =>
+      desiredSlices(
+        service('c', { app: 'c' }, [{ port: 80 }], { publishNotReadyAddresses }),
+        members,
+      )
+        .flatMap((slice) => slice.endpoints as Endpoint[])
+        .map(
+          ({ conditions: c, targetRef }) =>
+            `${targetRef.name} ${c.ready ? 'R' : '-'}${c.serving ? 'S' : '-'}${c.terminating ? 'T' : '-'}`,
+        );
+    assert.deepEqual(flags(false), [
+      'ready RS-',
+      'ready-terminating -ST',
+      'unready ---',
+      'unready-terminating --T',
+    ]);
+    assert.deepEqual(flags(true), [
+      'ready RS-',
+      'ready-terminating RST',
+      'unready R--',
+      'unready-terminating R-T',
+    ]);
   });
 
   it('follows a selector change, and deletes the slices with the Service', async () => {

@@ -254,6 +254,36 @@ for (const implementation of implementations) {
           );
           assert.equal((await store.get('/pods/a'))?.value, 'one');
         }));
+
+      it('refuse a write that lost to another only once get shows the winner (read-your-writes)', () =>
+        withStore(async (store) => {
+          await store.create('/pods/a', 'A');
+          await store.create('/pods/b', 'B');
+          const seen: string[] = [];
+          const why = async (write: Promise<unknown>, key: string): Promise<void> => {
+            try {
+              await write;
+            } catch (error) {
+              seen.push(`${(error as Error).name}: ${(await store.get(key))?.value ?? 'absent'}`);
+            }
+          };
+          const winners = [
+            store.update('/pods/a', 'won', 1),
+            store.delete('/pods/b'),
+            store.create('/pods/c', 'C'),
+          ];
+          await Promise.all([
+            ...winners,
+            why(store.update('/pods/a', 'lost', 1), '/pods/a'),
+            why(store.update('/pods/b', 'lost'), '/pods/b'),
+            why(store.create('/pods/c', 'lost'), '/pods/c'),
+          ]);
+          assert.deepEqual(seen.sort(), [
+            'KeyExistsError: C',
+            'KeyNotFoundError: absent',
+            'RevisionConflictError: won',
+          ]);
+        }));
     });
 
     describe('watch', () => {

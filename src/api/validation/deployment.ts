@@ -171,7 +171,10 @@ export const deploymentRules = {
     if (podSpec) defaultPodSpec(podSpec);
   },
   validate(object: KubeObject, old?: KubeObject): FieldError[] {
-    const errors = validateKind(object, deploymentSchema);
+    // A template's activeDeadlineSeconds gets upstream's own error (checkSpec), not the pod spec's.
+    const errors = validateKind(object, deploymentSchema).filter(
+      (e) => !(e.type === 'Forbidden' && e.field === 'spec.template.spec.activeDeadlineSeconds'),
+    );
     // apps/v1 made the selector immutable.
     const selector = object.spec?.selector;
     const oldSelector = old?.spec?.selector;

@@ -92,6 +92,26 @@ export const httpHeaderName: Format = (value) =>
     ? undefined
     : 'must be a valid HTTP header name (RFC 7230 token characters)';
 
+/**
+ * The path (and query) of an HTTP request target: absolute, and only
+ * visible ASCII, so it goes on the request line as it is. Spaces, control
+ * characters and other characters a client would have to escape are refused
+ * (percent-encode them), rather than left to fail or split the request when
+ * the node probes.
+ */
+export const urlPath: Format = (value) => {
+  if (!value.startsWith('/')) return "must be an absolute URL path, starting with '/'";
+  return /^[\x21-\x7e]*$/.test(value)
+    ? undefined
+    : 'must be a valid URL path: no spaces or control characters (percent-encode them, as %20)';
+};
+
+/** RFC 9110 field-value: visible characters, spaces and tabs; never CR, LF or another control character. */
+export const httpHeaderValue: Format = (value) =>
+  /^[\t\x20-\x7e\x80-\xff]*$/.test(value)
+    ? undefined
+    : 'must be visible characters, spaces and tabs: no CR, LF or other control characters';
+
 const goDurationUnits: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,

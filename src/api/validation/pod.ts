@@ -6,8 +6,10 @@
  * strata runs a pod's containers as processes on the node, so `image` and
  * the scheduling and resource fields are informational: accepted and kept.
  * Fields whose behaviour strata does not provide yet (volumes, init
- * containers, host ports, ConfigMap/Secret references...) are rejected by
- * name.
+ * containers, host ports, ConfigMap/Secret references, the user and
+ * privileges a container runs with, activeDeadlineSeconds...) are rejected
+ * by name. An update may change only what upstream's ValidatePodUpdate lets
+ * it (pod-update.ts); spec.nodeName is set through the binding subresource.
  */
 import type { FieldError, KubeObject } from '../types.js';
 import {
@@ -16,8 +18,10 @@ import {
   dns1123Subdomain,
   envVarName,
   httpHeaderName,
+  httpHeaderValue,
   portName,
   portProtocols,
+  urlPath,
 } from './formats.js';
 import {
   type JsonObject,
@@ -48,6 +52,7 @@ import {
   unsupported,
   validateKind,
 } from './schema.js';
+import { validatePodSpecUpdate } from './pod-update.js';
 import { labelMap } from './selector.js';
 
 /** The downward-API fields strata fills in an env var's fieldRef. */
@@ -148,12 +153,15 @@ const probe = obj(
     exec: obj({ command: arr(str(), { minItems: 1 }) }, { required: ['command'] }),
     httpGet: obj(
       {
-        path: str(),
+        path: str({ format: urlPath }),
         port: intOrString(checkPortNumberOrName),
         host: str(),
         scheme: str({ enum: ['HTTP', 'HTTPS'] }),
         httpHeaders: arr(
-          obj({ name: str({ format: httpHeaderName }), value: str() }, { required: ['name'] }),
+          obj(
+            { name: str({ format: httpHeaderName }), value: str({ format: httpHeaderValue }) },
+            { required: ['name'] },
+          ),
         ),
       },
       { required: ['port'] },
@@ -187,6 +195,46 @@ const quantity = intOrString((value, path, errors) => {
       ),
     );
   }
+});
+
+/**
+ * Who a container's processes run as, and with which privileges: strata
+ * runs them as the agent does, so a manifest asking for something else is
+ * refused rather than run with what it asked to be without. The other
+ * fields are informational: kept, not acted on.
+ */
+const identity = {
+  runAsUser: notYet('runAsUser'),
+  runAsGroup: notYet('runAsGroup'),
+  runAsNonRoot: notYet('runAsNonRoot'),
+};
+
+const seLinuxAndProfiles = {
+  seLinuxOptions: anyObject(),
+  windowsOptions: anyObject(),
+  seccompProfile: anyObject(),
+  appArmorProfile: anyObject(),
+};
+
+const containerSecurityContext = obj({
+  ...identity,
+  capabilities: notYet('capabilities'),
+  privileged: notYet('privileged'),
+  ...seLinuxAndProfiles,
+  readOnlyRootFilesystem: bool(),
+  allowPrivilegeEscalation: bool(),
+  procMount: str(),
+});
+
+const podSecurityContext = obj({
+  ...identity,
+  ...seLinuxAndProfiles,
+  supplementalGroups: arr(int({ min: 0 })),
+  supplementalGroupsPolicy: str(),
+  fsGroup: int({ min: 0 }),
+  fsGroupChangePolicy: str(),
+  sysctls: arr(anyObject()),
+  seLinuxChangePolicy: str(),
 });
 
 function checkContainer(container: JsonObject, path: string, errors: FieldError[]): void {
@@ -231,7 +279,7 @@ const container = obj(
     lifecycle: notYet('lifecycle hooks'),
     terminationMessagePath: str(),
     terminationMessagePolicy: str({ enum: ['File', 'FallbackToLogsOnError'] }),
-    securityContext: anyObject(),
+    securityContext: containerSecurityContext,
     stdin: bool(),
     stdinOnce: bool(),
     tty: bool(),
@@ -263,7 +311,7 @@ export const podSpec: Schema = obj(
     ephemeralContainers: notYet('ephemeral containers'),
     restartPolicy: str({ enum: ['Always', 'OnFailure', 'Never'] }),
     terminationGracePeriodSeconds: int({ min: 0 }),
-    activeDeadlineSeconds: int({ min: 1 }),
+    activeDeadlineSeconds: notYet('activeDeadlineSeconds'),
     dnsPolicy: str({ enum: ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default'] }),
     dnsConfig: notYet('dnsConfig'),
     nodeName: str({ format: dns1123Subdomain }),
@@ -288,8 +336,8 @@ export const podSpec: Schema = obj(
     resourceClaims: notYet('resource claims'),
     schedulingGates: notYet('schedulingGates'),
     os: notYet('os'),
+    securityContext: podSecurityContext,
     // Informational in strata: kept, not acted on.
-    securityContext: anyObject(),
     imagePullSecrets: arr(obj({ name: str() })),
     affinity: anyObject(),
     tolerations: arr(anyObject()),
@@ -375,7 +423,11 @@ export const podRules = {
     const spec = ensureObject(object, 'spec');
     if (spec) defaultPodSpec(spec);
   },
-  validate(object: KubeObject): FieldError[] {
-    return validateKind(object, podSchema);
+  validate(object: KubeObject, old?: KubeObject): FieldError[] {
+    const errors = validateKind(object, podSchema);
+    const spec = object.spec;
+    const oldSpec = old?.spec;
+    if (isObject(spec) && isObject(oldSpec)) errors.push(...validatePodSpecUpdate(spec, oldSpec));
+    return errors;
   },
 };

@@ -38,7 +38,17 @@ export function cacheFilePath(cacheDir: string, network: string, key: CacheKey):
   return join(cacheDir, 'results', `${network}-${key.containerId}-${key.ifname}`);
 }
 
-/** Stores the final result of a successful ADD (written whole: a crash leaves the old file or the new one). */
+/** `<file>.tmp`: where a result is written before it is renamed into place. */
+function temporaryPath(file: string): string {
+  return `${file}.tmp`;
+}
+
+/**
+ * Stores the final result of a successful ADD (written whole: a crash leaves
+ * the old file or the new one). The temporary file is named after the
+ * attachment alone, so one a crash left behind is overwritten by its next
+ * ADD or removed by its DEL, never kept forever.
+ */
 export async function cacheAdd(cacheDir: string, attachment: CachedAttachment): Promise<void> {
   const file = cacheFilePath(cacheDir, attachment.network, attachment);
   const body = {
@@ -56,14 +66,16 @@ export async function cacheAdd(cacheDir: string, attachment: CachedAttachment): 
     result: attachment.result,
   };
   await mkdir(join(cacheDir, 'results'), { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.tmp`;
+  const temporary = temporaryPath(file);
   await writeFile(temporary, JSON.stringify(body), { mode: 0o600 });
   await rename(temporary, file);
 }
 
-/** Forgets an attachment; already gone is fine. */
+/** Forgets an attachment (and a write of it a crash interrupted); already gone is fine. */
 export async function cacheDel(cacheDir: string, network: string, key: CacheKey): Promise<void> {
-  await rm(cacheFilePath(cacheDir, network, key), { force: true });
+  const file = cacheFilePath(cacheDir, network, key);
+  await rm(file, { force: true });
+  await rm(temporaryPath(file), { force: true });
 }
 
 function decodeAttachment(text: string): CachedAttachment | undefined {
