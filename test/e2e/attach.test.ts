@@ -76,6 +76,13 @@ describe('strata-cni attach', { skip }, () => {
         address: string;
       }[];
       assert.equal(link[0]?.address, result.interfaces[2]?.mac);
+      // And the host end's and the bridge's MACs are the ones the node shows.
+      for (const i of [0, 1]) {
+        const shown = JSON.parse(
+          sh('ip', ['-n', node, '-j', 'link', 'show', 'dev', result.interfaces[i]?.name ?? '']),
+        ) as { address: string }[];
+        assert.equal(shown[0]?.address, result.interfaces[i]?.mac);
+      }
       // isGateway: the gateway addresses are on the bridge; isDefaultGateway: default routes via them.
       const onBridge = addrs(node, bridge);
       for (const ip of result.ips) {

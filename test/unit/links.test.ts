@@ -246,11 +246,13 @@ describe('compileHostVeth', () => {
     ifname: 'eth0',
     netns: '/var/run/netns/pod',
     mac: '02:00:00:00:00:05',
+    hostMac: '02:00:00:00:00:06',
   };
 
   it('names both ends, gives the container end its MAC and the host end its owner alias', () => {
     assert.deepEqual(compileHostVeth(host), {
       name: 'veth0123456789a',
+      mac: '02:00:00:00:00:06',
       peer: { name: 'eth0', mac: '02:00:00:00:00:05' },
       alias: 'strata-cni podnet c1 eth0',
       port: {},

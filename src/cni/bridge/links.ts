@@ -240,12 +240,16 @@ export interface HostVeth {
   alias: string;
   ifname: string;
   netns: string;
+  /** The container end's MAC. */
   mac: string;
+  /** The host end's MAC, chosen here so the result needs no read-back. */
+  hostMac: string;
 }
 
 /** What the node's side of an attachment is made of: the pair, its alias, its bridge port flags. */
 export interface HostVethPlan {
   name: string;
+  mac: string;
   mtu?: number;
   peer: { name: string; mac: string; mtu?: number };
   alias: string;
@@ -259,6 +263,7 @@ export function compileHostVeth(h: HostVeth): HostVethPlan {
   if (h.config.portIsolation) port.isolated = true;
   const plan: HostVethPlan = {
     name: h.hostVeth,
+    mac: h.hostMac,
     peer: { name: h.ifname, mac: h.mac },
     alias: h.alias,
     port,
@@ -285,6 +290,7 @@ export function applyHostVeth(
   try {
     createVethPair(sock, {
       name: plan.name,
+      mac: plan.mac,
       ...(plan.mtu ? { mtu: plan.mtu } : {}),
       master: bridgeIndex,
       peer: { ...plan.peer, netnsFd },
@@ -294,9 +300,9 @@ export function applyHostVeth(
   }
   checkpoint('after-veth-created');
   setLinkAlias(sock, plan.name, plan.alias);
-  const index = linkIndex(sock, plan.name);
-  if (index !== undefined && (plan.port.hairpin || plan.port.isolated)) {
-    setBridgePort(sock, index, plan.port);
+  if (plan.port.hairpin || plan.port.isolated) {
+    const index = linkIndex(sock, plan.name);
+    if (index !== undefined) setBridgePort(sock, index, plan.port);
   }
 }
 

@@ -226,6 +226,7 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
       ifname: env.ifname,
       netns: env.netns,
       mac,
+      hostMac: randomMac(),
     });
     try {
       applyHostVeth(node, vethPlan, bridge.index, env.netns);
@@ -260,7 +261,7 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
 
     result.interfaces = [
       { name: config.bridge, mac: getLink(node, config.bridge)?.mac ?? bridge.mac },
-      { name: hostVeth, mac: getLink(node, hostVeth)?.mac ?? '' },
+      { name: hostVeth, mac: vethPlan.mac },
       { name: env.ifname, mac, sandbox: env.netns },
     ];
     if (config.mtu) for (const i of result.interfaces) i.mtu = config.mtu;

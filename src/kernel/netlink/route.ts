@@ -199,6 +199,7 @@ export function setLinkFlags(sock: RouteSocket, index: number, flags: number): v
 
 export interface VethPair {
   name: string;
+  mac?: string;
   mtu?: number;
   /** Index of the bridge the host end joins. */
   master?: number;
@@ -217,6 +218,7 @@ export function createVethPair(sock: RouteSocket, pair: VethPair): void {
   peer.push({ type: IFLA_NET_NS_FD, value: u32(pair.peer.netnsFd) });
   const attrs: Attribute[] = [{ type: IFLA_IFNAME, value: cstring(pair.name) }];
   if (pair.mtu) attrs.push({ type: IFLA_MTU, value: u32(pair.mtu) });
+  if (pair.mac) attrs.push({ type: IFLA_ADDRESS, value: macBytes(pair.mac) });
   if (pair.master !== undefined) attrs.push({ type: IFLA_MASTER, value: u32(pair.master) });
   attrs.push({
     type: IFLA_LINKINFO,
