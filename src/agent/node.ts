@@ -13,14 +13,11 @@ import type { KubeObject, ResourceType } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
 import { type ApiClient, isAlreadyExists, isNotFound } from '../client/index.js';
 import { strataVersion } from '../version.js';
+import { timestamp } from '../api/time.js';
 import type { AgentSettings } from './options.js';
 
 export const nodeResource = resourceForKind('v1', 'Node') as ResourceType;
 export const vxlanMacAnnotation = 'strata.dev/vxlan-mac';
-
-function timestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 const goArch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' };
 

@@ -23,6 +23,7 @@ import { type ApiClient, isConflict, isInvalid, isNotFound } from '../client/ind
 import { type ContainerContext, ContainerRunner } from './containers.js';
 import { containersOf } from './launch.js';
 import { netnsPath, podNetnsName } from './netns.js';
+import { timestamp } from '../api/time.js';
 import type { AgentSettings } from './options.js';
 import { readProcessStat } from './processes.js';
 import type { PodIdentity, PodNetwork } from './sandbox.js';
@@ -40,10 +41,6 @@ export interface PodWorkerContext {
   nsenter: string;
   /** The worker is done: the pod is gone from the node. */
   onFinished: (uid: string) => void;
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 function isTerminalPhase(pod: KubeObject): boolean {

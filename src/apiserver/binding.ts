@@ -15,7 +15,7 @@ import type { ApiContext } from './context.js';
 import { isJsonObject } from './json-value.js';
 import { type Status, badRequest, conflict, invalid } from './status.js';
 import { guaranteedUpdate } from './storage.js';
-import { timestamp } from './strategy.js';
+import { timestamp } from '../api/time.js';
 
 /** Where upstream's binding errors say they happened. */
 const bindingResource = { group: '', plural: 'pods/binding' };

@@ -27,7 +27,7 @@ import { undeletableNamespaces } from './namespaces.js';
 import { mediaType, parseJson, readBody } from './request-body.js';
 import { badRequest, conflict, forbidden, invalid, unsupportedMediaType } from './status.js';
 import { guaranteedUpdate, mustGetObject } from './storage.js';
-import { timestamp } from './strategy.js';
+import { timestamp } from '../api/time.js';
 import { finalizersDone } from './update.js';
 
 export interface DeleteOptions {

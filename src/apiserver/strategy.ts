@@ -10,10 +10,7 @@ import { type KubeObject, type ResourceType, apiVersionOf } from '../api/types.j
 import { isJsonObject, jsonEqual } from './json-value.js';
 import { badRequest } from './status.js';
 
-/** RFC 3339 at second precision, as metav1.Time marshals. */
-export function timestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+import { timestamp } from '../api/time.js';
 
 /** Where a request addresses an object: the namespace from the path (if any) and the name. */
 export interface ObjectTarget {

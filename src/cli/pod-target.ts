@@ -10,6 +10,7 @@ import { statePaths } from '../cluster/index.js';
 import { CommandError } from './args.js';
 import type { Connection } from './connect.js';
 import type { Output } from './io.js';
+import { podNetnsName } from '../agent/netns.js';
 
 export interface ContainerSpec {
   name: string;
@@ -106,7 +107,7 @@ export function containerLogPath(stateDir: string, pod: KubeObject, container: s
   return join(statePaths(stateDir).nodes, node, 'pods', pod.metadata.uid ?? '', `${container}.log`);
 }
 
-/** `strata-<cluster>-<uid first 12>`: the pod's network namespace, as the agent names it. */
+/** The pod's network namespace, as the agent names it. */
 export function podNetns(cluster: string, pod: KubeObject): string {
-  return `strata-${cluster}-${(pod.metadata.uid ?? '').slice(0, 12)}`;
+  return podNetnsName(cluster, pod.metadata.uid ?? '');
 }

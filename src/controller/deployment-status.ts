@@ -10,13 +10,8 @@
  */
 import type { KubeObject } from '../api/types.js';
 import { desiredReplicas, isPodAvailable, maxUnavailable } from './deployment-rollout.js';
-import {
-  type Condition,
-  conditionsOf,
-  isPodActive,
-  isPodReady,
-  timestamp,
-} from './object-state.js';
+import { type Condition, conditionsOf, isPodActive, isPodReady } from './object-state.js';
+import { timestamp } from '../api/time.js';
 
 export interface DeploymentCounts {
   replicas: number;

@@ -42,9 +42,9 @@ import {
   conditionsOf,
   findCondition,
   nodeNameOf,
-  timestamp,
   withCondition,
 } from './object-state.js';
+import { timestamp } from '../api/time.js';
 import { nodes, pods } from './resources.js';
 import { type ReconcileResult, WorkQueue } from './work-queue.js';
 import { writeWithRetry } from './writes.js';

@@ -22,10 +22,7 @@ export interface Condition {
   lastHeartbeatTime?: string;
 }
 
-/** RFC 3339 at second precision, as metav1.Time marshals. */
-export function timestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+import { timestamp } from '../api/time.js';
 
 export function conditionsOf(object: KubeObject): Condition[] {
   const conditions = object.status?.conditions;
