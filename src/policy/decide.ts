@@ -1,0 +1,145 @@
+/**
+ * Why a connection is allowed or denied: the answer `strata explain` prints,
+ * computed from the same model the nftables compiler reads.
+ *
+ * Upstream rules applied here (NetworkPolicy concepts page):
+ * - a connection needs both the source's egress and the destination's
+ *   ingress to allow it; a side that is not isolated allows everything;
+ * - a pod cannot block traffic to or from itself;
+ * - traffic between a pod and the node it runs on is always allowed.
+ * Replies to allowed connections are allowed too; they are conntrack's job
+ * and are not asked about here.
+ */
+import { type IpAddress, ipEqual, parseIp, prefixContains } from '../netaddr/ip.js';
+import type { AllowEntry, PodPolicy, PolicyModel, RuleRef } from './model.js';
+import type { Protocol } from './types.js';
+
+/** A pod (`namespace/name`) or a bare address (which may still belong to a pod). */
+export type Endpoint = { pod: string } | { ip: string };
+
+/** One direction's answer. */
+export type SideDecision =
+  | { result: 'allow'; reason: 'rules'; by: RuleRef[] }
+  | { result: 'allow'; reason: 'not-isolated' }
+  | { result: 'allow'; reason: 'not-a-pod' }
+  | { result: 'allow'; reason: 'self' }
+  | { result: 'allow'; reason: 'node' }
+  | { result: 'deny'; reason: 'no-rule-allows'; isolatedBy: string[] }
+  | { result: 'deny'; reason: 'unknown-endpoint' };
+
+export interface NetworkPolicyDecision {
+  layer: 'networkpolicy';
+  verdict: 'allow' | 'deny';
+  egress: SideDecision;
+  ingress: SideDecision;
+}
+
+/** One layer's answer; the mesh layer's authorization will join this union. */
+export type LayerDecision = NetworkPolicyDecision;
+
+/**
+ * The overall verdict: denied when any layer denies. The NetworkPolicy
+ * layer's answer is also at the top level for convenience.
+ */
+export type Decision = (
+  (NetworkPolicyDecision & { verdict: 'allow' }) | (NetworkPolicyDecision & { verdict: 'deny' })
+) & { layers: LayerDecision[] };
+
+interface Resolved {
+  pod: PodPolicy | undefined;
+  addresses: IpAddress[];
+}
+
+function resolve(model: PolicyModel, endpoint: Endpoint): Resolved | undefined {
+  if ('pod' in endpoint) {
+    const pod = model.pods.get(endpoint.pod);
+    if (!pod) return undefined;
+    return { pod, addresses: pod.pod.ips.flatMap((ip) => parseIp(ip) ?? []) };
+  }
+  const address = parseIp(endpoint.ip);
+  if (!address) return undefined;
+  for (const pod of model.pods.values()) {
+    if (pod.pod.ips.some((ip) => sameAddress(ip, address))) {
+      return { pod, addresses: [address] };
+    }
+  }
+  return { pod: undefined, addresses: [address] };
+}
+
+function matches(entry: AllowEntry, peer: IpAddress, protocol: Protocol, port: number): boolean {
+  return (
+    (entry.protocol === 'any' || entry.protocol === protocol) &&
+    port >= entry.ports[0] &&
+    port <= entry.ports[1] &&
+    prefixContains(entry.prefix, peer)
+  );
+}
+
+function judge(
+  side: PodPolicy['ingress'],
+  peer: IpAddress,
+  protocol: Protocol,
+  port: number,
+): SideDecision {
+  if (!side.isolated) return { result: 'allow', reason: 'not-isolated' };
+  const by: RuleRef[] = [];
+  for (const entry of side.allow) {
+    if (!matches(entry, peer, protocol, port)) continue;
+    if (!by.some((r) => r.policy === entry.policy && r.rule === entry.rule)) {
+      by.push({ policy: entry.policy, rule: entry.rule });
+    }
+  }
+  if (by.length > 0) return { result: 'allow', reason: 'rules', by };
+  return { result: 'deny', reason: 'no-rule-allows', isolatedBy: [...side.policies] };
+}
+
+function sameAddress(text: string, address: IpAddress): boolean {
+  const parsed = parseIp(text);
+  return parsed !== undefined && ipEqual(parsed, address);
+}
+
+function nodeHas(model: PolicyModel, nodeName: string, address: IpAddress): boolean {
+  return (model.nodes.get(nodeName)?.ips ?? []).some((ip) => sameAddress(ip, address));
+}
+
+/** Whether `from` may open a connection to `to` on `protocol`/`port`, and why. */
+export function decide(
+  model: PolicyModel,
+  from: Endpoint,
+  to: Endpoint,
+  protocol: Protocol,
+  port: number,
+): Decision {
+  const source = resolve(model, from);
+  const destination = resolve(model, to);
+  let egress: SideDecision;
+  let ingress: SideDecision;
+  if (!source || !destination) {
+    egress = ingress = { result: 'deny', reason: 'unknown-endpoint' };
+  } else {
+    // Use one address family for both ends: the first the two share.
+    const src = source.addresses.find((a) =>
+      destination.addresses.some((d) => d.family === a.family),
+    );
+    const dst = destination.addresses.find((d) => d.family === src?.family);
+    if (!src || !dst) {
+      egress = ingress = { result: 'deny', reason: 'unknown-endpoint' };
+    } else if (source.pod && source.pod === destination.pod) {
+      egress = ingress = { result: 'allow', reason: 'self' };
+    } else {
+      egress = !source.pod
+        ? { result: 'allow', reason: 'not-a-pod' }
+        : nodeHas(model, source.pod.pod.node, dst)
+          ? { result: 'allow', reason: 'node' }
+          : judge(source.pod.egress, dst, protocol, port);
+      ingress = !destination.pod
+        ? { result: 'allow', reason: 'not-a-pod' }
+        : nodeHas(model, destination.pod.pod.node, src)
+          ? { result: 'allow', reason: 'node' }
+          : judge(destination.pod.ingress, src, protocol, port);
+    }
+  }
+  const verdict = egress.result === 'allow' && ingress.result === 'allow' ? 'allow' : 'deny';
+  const layer: NetworkPolicyDecision = { layer: 'networkpolicy', verdict, egress, ingress };
+  return { ...layer, layers: [layer] };
+}
