@@ -22,10 +22,11 @@ import {
 } from './args.js';
 import { connect, serverError } from './connect.js';
 import type { Io } from './io.js';
+import { qualifiedKind } from './printers.js';
 
 /** `deployment.apps`, `pod`: how kubectl names a kind in messages. */
 export function kindName(resource: ResourceType): string {
-  return `${resource.kind.toLowerCase()}${resource.group === '' ? '' : `.${resource.group}`}`;
+  return qualifiedKind(resource.kind, resource.group);
 }
 
 interface Target extends ObjectRef {

@@ -104,11 +104,16 @@ function sortedKeys(value: unknown): unknown {
   );
 }
 
+/** `pod`, `deployment.apps`: how kubectl names a kind in its messages and `-o name`. */
+export function qualifiedKind(kind: string, group: string): string {
+  return `${kind.toLowerCase()}${group === '' ? '' : `.${group}`}`;
+}
+
 /** `kind.group/name` lowercased as kubectl's `-o name` prints it: `pod/web-1`, `deployment.apps/web`. */
 export function objectName(object: KubeObject): string {
   const slash = object.apiVersion.indexOf('/');
-  const group = slash < 0 ? '' : `.${object.apiVersion.slice(0, slash)}`;
-  return `${object.kind.toLowerCase()}${group}/${object.metadata.name ?? ''}`;
+  const group = slash < 0 ? '' : object.apiVersion.slice(0, slash);
+  return `${qualifiedKind(object.kind, group)}/${object.metadata.name ?? ''}`;
 }
 
 /** `-o yaml|json|name`: one object as itself, several (or `list`) as a `v1` List. */

@@ -65,6 +65,7 @@ import {
   type StoredValue,
   type Watch,
   type WatchEvent,
+  listByPrefix,
 } from './store.js';
 import { type LogRecord, asLogRecord, asSnapshot, frame, unframe } from './wal.js';
 
@@ -255,10 +256,7 @@ export class FileStore implements Store {
   }
 
   list(prefix: string): Promise<ListResult> {
-    const items = [...this.#data.values()]
-      .filter((kv) => kv.key.startsWith(prefix))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return Promise.resolve({ items, revision: this.#revision });
+    return Promise.resolve(listByPrefix(this.#data.values(), prefix, this.#revision));
   }
 
   create(key: string, value: string): Promise<StoredValue> {

@@ -12,6 +12,7 @@ import {
   type StoredValue,
   type Watch,
   type WatchEvent,
+  listByPrefix,
 } from './store.js';
 
 interface Watcher {
@@ -41,10 +42,7 @@ export class MemoryStore implements Store {
   }
 
   list(prefix: string): Promise<ListResult> {
-    const items = [...this.#data.values()]
-      .filter((kv) => kv.key.startsWith(prefix))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return Promise.resolve({ items, revision: this.#revision });
+    return Promise.resolve(listByPrefix(this.#data.values(), prefix, this.#revision));
   }
 
   create(key: string, value: string): Promise<StoredValue> {

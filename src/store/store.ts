@@ -54,6 +54,18 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** The values whose keys start with `prefix`, in key order: every Store's `list`. */
+export function listByPrefix(
+  values: Iterable<StoredValue>,
+  prefix: string,
+  revision: number,
+): ListResult {
+  const items = [...values]
+    .filter((kv) => kv.key.startsWith(prefix))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { items, revision };
+}
+
 export class KeyExistsError extends Error {
   constructor(readonly key: string) {
     super(`${key} already exists`);
