@@ -25,6 +25,7 @@ import { applyMasquerade } from './masquerade.js';
 import { PodNamespaces } from './netns.js';
 import { NodeRegistration } from './node.js';
 import { type AgentOptions, type AgentSettings, resolveSettings } from './options.js';
+import { NetworkPolicyEnforcer } from './network-policy.js';
 import { NodeWatch } from './peers.js';
 import { PodManager } from './pods.js';
 import { applyPeerProgram, compilePeerProgram } from './routes.js';
@@ -138,6 +139,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   let nodes: NodeWatch | undefined;
   let peerNetwork: PeerNetwork | undefined;
   let pods: PodManager | undefined;
+  let policy: NetworkPolicyEnforcer | undefined;
   const logRotation = new ContainerLogRotation(
     settings.podsDir,
     settings.containerLogs,
@@ -148,6 +150,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     logRotation.stop();
     peerNetwork?.stop();
     await pods?.stop();
+    await policy?.stop();
     await nodes?.stop();
     registration.stop();
     client.close();
@@ -185,12 +188,33 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
       settings.netDir,
       namespaces,
     );
+    const store = new PodStateStore(settings.podsDir);
+    // NetworkPolicy is enforced before any pod is adopted or started (network-policy.ts).
+    // br_netfilter shows bridged pod-to-pod traffic to the inet hooks (per namespace, 1 by default).
+    ensureSysctl('net.bridge.bridge-nf-call-iptables', '1');
+    ensureSysctl('net.bridge.bridge-nf-call-ip6tables', '1');
+    const enforcer = new NetworkPolicyEnforcer({ client, nodeName: settings.nodeName, log });
+    policy = enforcer;
+    for (const { uid, record } of store.readAll()) {
+      if (!record?.podIPs || record.terminal) continue;
+      enforcer.seed(
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { uid, namespace: record.namespace, name: record.name },
+        },
+        record.podIPs,
+      );
+    }
+    await enforcer.start();
+    log('NetworkPolicy enforced');
     const manager = new PodManager({
       settings,
       client,
       network,
-      store: new PodStateStore(settings.podsDir),
+      store,
       nsenter,
+      policy: enforcer,
     });
     pods = manager;
     await untilReachable('listing pods', settings, signal, () => manager.start());

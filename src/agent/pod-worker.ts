@@ -41,6 +41,15 @@ export interface PodWorkerContext {
   nsenter: string;
   /** The worker is done: the pod is gone from the node. */
   onFinished: (uid: string) => void;
+  /** NetworkPolicy enforcement (network-policy.ts): told of the pod's addresses before its containers start. */
+  policy?: PodPolicyHooks;
+}
+
+export interface PodPolicyHooks {
+  /** Resolves once the kernel enforces the pod's policies at `ips`; rejects when it cannot. */
+  admit(pod: KubeObject, ips: readonly string[]): Promise<void>;
+  /** The pod's addresses are released (CNI DEL). */
+  release(uid: string): void;
 }
 
 function isTerminalPhase(pod: KubeObject): boolean {
@@ -69,6 +78,8 @@ export class PodWorker {
   #runners = new Map<string, ContainerRunner>();
   #sandboxReady = false;
   #networkReleased = false;
+  /** The addresses NetworkPolicy was last told of (network-policy.ts). */
+  #policyAdmitted: string | undefined;
   /** The record came from an earlier agent: stray processes in the namespace are removed once. */
   #adopting: boolean;
   #gone = false;
@@ -258,6 +269,11 @@ export class PodWorker {
       if (this.#adopting) await this.#removeStrays();
       this.#adopting = false;
     }
+    // Isolated from the first packet: the pod's rules are in the kernel before any container runs.
+    if (this.ctx.policy && this.#policyAdmitted !== this.#record.podIPs?.join(' ')) {
+      await this.ctx.policy.admit(this.#pod, this.#record.podIPs ?? []);
+      this.#policyAdmitted = this.#record.podIPs?.join(' ');
+    }
     this.#ensureRunners();
     for (const runner of this.#runners.values()) runner.reconcile();
     if ([...this.#runners.values()].every((r) => r.done)) {
@@ -298,6 +314,8 @@ export class PodWorker {
   async #releaseNetwork(): Promise<void> {
     if (this.#networkReleased) return;
     await this.ctx.network.tearDown(this.identity, this.#record.netns);
+    this.ctx.policy?.release(this.uid);
+    this.#policyAdmitted = undefined;
     this.#sandboxReady = false;
     this.#networkReleased = true;
   }

@@ -16,7 +16,12 @@ import { messageChain } from '../cni/errors.js';
 import type { ApiClient, ResourceWatch, WatchEvent } from '../client/index.js';
 import { podNetnsName } from './netns.js';
 import type { AgentSettings } from './options.js';
-import { PodWorker, type PodWorkerContext, podResource } from './pod-worker.js';
+import {
+  type PodPolicyHooks,
+  PodWorker,
+  type PodWorkerContext,
+  podResource,
+} from './pod-worker.js';
 import { isRunning, signalContainer } from './processes.js';
 import type { PodNetwork } from './sandbox.js';
 import type { PodRecord, PodStateStore } from './state.js';
@@ -27,6 +32,7 @@ export interface PodManagerOptions {
   network: PodNetwork;
   store: PodStateStore;
   nsenter: string;
+  policy?: PodPolicyHooks & { forget(uid: string): void };
 }
 
 export class PodManager {
@@ -43,8 +49,10 @@ export class PodManager {
       network: options.network,
       store: options.store,
       nsenter: options.nsenter,
+      ...(options.policy ? { policy: options.policy } : {}),
       onFinished: (uid) => {
         this.#workers.delete(uid);
+        options.policy?.forget(uid);
       },
     };
   }

@@ -4,7 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 import { type KubeObject, type ResourceType, apiVersionOf } from '../api/types.js';
-import { ApiError } from '../client/index.js';
+import { type ApiClient, ApiError } from '../client/index.js';
+import { policyInputFromObjects } from '../policy/input.js';
+import { buildPolicyModel } from '../policy/model.js';
 import {
   type ObjectRef,
   UsageError,
@@ -12,11 +14,13 @@ import {
   namespaceOption,
   objectArgs,
   parseCommandLine,
+  resolveKind,
   targetOptions,
 } from './args.js';
 import { connect, serverError } from './connect.js';
 import type { Io } from './io.js';
 import { type OutputFormat, printObjects, printTable } from './printers.js';
+import type { ColumnContext } from './table-columns.js';
 
 const outputs = ['wide', 'yaml', 'json', 'name'] as const;
 type Output = (typeof outputs)[number];
@@ -40,18 +44,50 @@ function typed(resource: ResourceType, object: KubeObject): KubeObject {
   };
 }
 
+function isNetworkPolicy(resource: ResourceType): boolean {
+  return resource.group === 'networking.k8s.io' && resource.kind === 'NetworkPolicy';
+}
+
+/**
+ * What `-o wide` columns need beyond the objects: for NetworkPolicies, the
+ * pods each selects, from the policy model over the pods of their namespaces.
+ * Nothing is fetched for other kinds or formats.
+ */
+async function columnContext(
+  client: ApiClient,
+  resource: ResourceType,
+  objects: readonly KubeObject[],
+  output: Output | undefined,
+): Promise<ColumnContext> {
+  if (output !== 'wide' || !isNetworkPolicy(resource) || objects.length === 0) return {};
+  const namespaces = [...new Set(objects.map((p) => p.metadata.namespace ?? 'default'))];
+  const pods = await client.list(resolveKind('pods'), {
+    namespace: namespaces.length === 1 ? namespaces[0] : undefined,
+  });
+  // Which pods a policy selects depends only on its podSelector and the pods of
+  // its namespace; namespaces' labels and nodes matter only to its peers.
+  const input = policyInputFromObjects({
+    policies: objects,
+    pods: pods.items,
+    namespaces: [],
+    nodes: [],
+  });
+  return { selectedPods: buildPolicyModel(input).selected };
+}
+
 /** Objects of one kind in the chosen format. */
 export function render(
   resource: ResourceType,
   objects: readonly KubeObject[],
   output: Output | undefined,
-  options: { allNamespaces: boolean; namespace: string; list: boolean },
+  options: { allNamespaces: boolean; namespace: string; list: boolean; context?: ColumnContext },
 ): string {
   if (output === undefined || output === 'wide') {
     return printTable(resource, objects, {
       wide: output === 'wide',
       allNamespaces: options.allNamespaces,
       namespace: options.namespace,
+      context: options.context,
     });
   }
   return printObjects(objects, output satisfies OutputFormat, { list: options.list });
@@ -85,8 +121,14 @@ export async function getCommand(argv: readonly string[], io: Io): Promise<numbe
         ...(values.selector === undefined ? {} : { labelSelector: values.selector }),
       });
       const objects = list.items.map((item) => typed(resource, item));
+      const context = await columnContext(client, resource, objects, output);
       io.out.write(
-        render(resource, objects, output, { allNamespaces, namespace: namespaceFlag, list: true }),
+        render(resource, objects, output, {
+          allNamespaces,
+          namespace: namespaceFlag,
+          list: true,
+          context,
+        }),
       );
       return 0;
     }
@@ -113,14 +155,12 @@ export async function getCommand(argv: readonly string[], io: Io): Promise<numbe
     if (output === undefined || output === 'wide') {
       // One table per kind, in the order the kinds were named.
       const kinds = [...new Set(found.map((f) => f.resource))];
-      const tables = kinds.map((resource) =>
-        render(
-          resource,
-          found.filter((f) => f.resource === resource).map((f) => f.object),
-          output,
-          options,
-        ),
-      );
+      const tables: string[] = [];
+      for (const resource of kinds) {
+        const objects = found.filter((f) => f.resource === resource).map((f) => f.object);
+        const context = await columnContext(client, resource, objects, output);
+        tables.push(render(resource, objects, output, { ...options, context }));
+      }
       io.out.write(tables.join('\n'));
     } else if (found.length > 0) {
       const [first] = found;

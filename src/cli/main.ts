@@ -2,8 +2,8 @@
  * The strata command line: a dispatcher to one module per command (or small
  * group), and the one place failures become output: a single line
  * (`error: ...`, or kubectl's `Error from server (...)`) and an exit code,
- * 1 for a failure and 2 for a command line that is wrong. STRATA_DEBUG=1
- * adds the stack.
+ * 1 for a failure and 2 for a command line that is wrong (explain's failures
+ * are 3: its 1 means "denied"). STRATA_DEBUG=1 adds the stack.
  */
 import { readFileSync } from 'node:fs';
 import { supportedVersions } from '../cni/version.js';
@@ -17,6 +17,7 @@ import { deleteCommand } from './delete.js';
 import { runDemo } from './demo.js';
 import { describeCommand } from './describe.js';
 import { execCommand } from './exec.js';
+import { explainCommand, explainExitCodes } from './explain.js';
 import { getCommand } from './get.js';
 import type { Io, Output } from './io.js';
 import { logsCommand } from './logs.js';
@@ -42,6 +43,14 @@ Objects (as kubectl):
   exec POD [-c CONTAINER] [-n NS] -- COMMAND [ARG...]
                         run a command in the pod's network namespace
 
+NetworkPolicy:
+  explain FROM TO:PORT[/PROTOCOL] [-n NS] [-o json]
+                        whether FROM may connect to TO, and which policies and rules decide it;
+                        FROM and TO are POD, NAMESPACE/POD or an IP ([IPv6]:PORT); PROTOCOL is
+                        TCP (default), UDP or SCTP; exits 0 when allowed, 1 when denied
+  get networkpolicies -o wide
+                        each policy's types and the pods it selects
+
 Other:
   demo                  two pods wired by strata-cni in network namespaces, no cluster (root)
   version               strata's version and the CNI versions it speaks
@@ -61,6 +70,7 @@ const commands: Record<string, (argv: readonly string[], io: Io) => Promise<numb
   describe: describeCommand,
   logs: logsCommand,
   exec: execCommand,
+  explain: explainCommand,
   apiserver: (argv) => componentCommand('apiserver', argv),
   controller: (argv) => componentCommand('controller', argv),
   agent: (argv) => componentCommand('agent', argv),
@@ -139,6 +149,6 @@ export async function main(
       err.write('See "strata help" for usage.\n');
       return 2;
     }
-    return 1;
+    return command === 'explain' ? explainExitCodes.failure : 1;
   }
 }

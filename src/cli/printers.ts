@@ -6,7 +6,7 @@
 import { stringify } from 'yaml';
 import type { KubeObject, ResourceType } from '../api/types.js';
 import { kubeYamlStringifyOptions } from './kube-yaml.js';
-import { columnsFor } from './table-columns.js';
+import { type ColumnContext, columnsFor } from './table-columns.js';
 
 export { formatAge, humanDuration } from './table-columns.js';
 
@@ -19,6 +19,8 @@ export interface TableOptions {
   now?: Date | number;
   /** The namespace listed, for "No resources found in <ns> namespace."; `default` when absent. */
   namespace?: string;
+  /** What some kinds' columns read from other objects (table-columns.ts). */
+  context?: ColumnContext;
 }
 
 // kubectl's tabwriter: minwidth 6, padding 3, the last cell of a line unpadded.
@@ -67,7 +69,7 @@ export function printTable(
   }
   const now = options.now === undefined ? Date.now() : new Date(options.now).getTime();
   const wide = options.wide ?? false;
-  const columns = columnsFor(resource, wide);
+  const columns = columnsFor(resource, wide, options.context);
   const header = [
     ...(withNamespace ? ['NAMESPACE'] : []),
     'NAME',

@@ -4,12 +4,23 @@
  * and its AGE format (apimachinery's duration.HumanDuration).
  */
 import type { KubeObject, ResourceType } from '../api/types.js';
+import { networkPolicy } from '../policy/input.js';
+import { effectivePolicyTypes, policyKey } from '../policy/model.js';
 
 /** The columns of one kind after NAME; AGE sits among them where kubectl puts it. */
 export interface KindColumns {
   headers: readonly string[];
   wideHeaders: readonly string[];
   row(object: KubeObject, now: number): { cells: string[]; wideCells: string[] };
+}
+
+/** What some columns need beyond the object itself, computed by the caller from other objects. */
+export interface ColumnContext {
+  /**
+   * Per NetworkPolicy (`namespace/name`), the pods it selects (`namespace/name`):
+   * PolicyModel.selected, for `get networkpolicies -o wide`.
+   */
+  selectedPods?: ReadonlyMap<string, readonly string[]>;
 }
 
 /* Reading fields of objects whose spec and status are not typed here. */
@@ -305,10 +316,12 @@ function servicesColumns(wide: boolean): KindColumns {
   };
 }
 
-/** At most three entries, then "+ N more...", `<unset>` for none (listWithMoreString). */
-function listWithMore(entries: string[]): string {
-  if (entries.length > 3) return `${entries.slice(0, 3).join(',')} + ${entries.length - 3} more...`;
-  return entries.length === 0 ? '<unset>' : entries.join(',');
+/** At most `limit` entries, then "+ N more...", `empty` for none (kubectl's listWithMoreString). */
+function listWithMore(entries: readonly string[], limit = 3, empty = '<unset>'): string {
+  if (entries.length > limit) {
+    return `${entries.slice(0, limit).join(',')} + ${entries.length - limit} more...`;
+  }
+  return entries.length === 0 ? empty : entries.join(',');
 }
 
 const endpointSlices: KindColumns = {
@@ -392,16 +405,35 @@ const namespaces: KindColumns = {
   },
 };
 
-const networkPolicies: KindColumns = {
-  headers: ['POD-SELECTOR', 'AGE'],
-  wideHeaders: [],
-  row(policy, now) {
-    return {
-      cells: [formatLabelSelector(at(policy, 'spec', 'podSelector')), age(policy, now)],
-      wideCells: [],
-    };
-  },
-};
+/** The pods a policy selects, by name (all are in its namespace); `<unknown>` without a model. */
+function selectedPodsCell(policy: KubeObject, context: ColumnContext): string {
+  const keys = context.selectedPods?.get(policyKey(networkPolicy(policy)));
+  if (keys === undefined) return '<unknown>';
+  const names = keys.map((key) => key.slice(key.indexOf('/') + 1)).sort();
+  return listWithMore(names, 5, '<none>');
+}
+
+/**
+ * kubectl's NAME, POD-SELECTOR, AGE; `-o wide` is strata's own: the policy
+ * types in effect (defaulted as the API server defaults them) and the pods
+ * selected now, from the same model the nftables compiler reads.
+ */
+function networkPolicyColumns(context: ColumnContext): KindColumns {
+  return {
+    headers: ['POD-SELECTOR', 'AGE'],
+    wideHeaders: ['POLICY-TYPES', 'SELECTED-PODS'],
+    row(policy, now) {
+      const types = isFields(policy.spec) ? effectivePolicyTypes(networkPolicy(policy)) : [];
+      return {
+        cells: [formatLabelSelector(at(policy, 'spec', 'podSelector')), age(policy, now)],
+        wideCells: [
+          types.length > 0 ? types.join(',') : '<none>',
+          selectedPodsCell(policy, context),
+        ],
+      };
+    },
+  };
+}
 
 const nameAndAge: KindColumns = {
   headers: ['AGE'],
@@ -410,7 +442,11 @@ const nameAndAge: KindColumns = {
 };
 
 /** The columns kubectl prints for a kind; AGE alone for kinds it has no printer for. */
-export function columnsFor(resource: ResourceType, wide = false): KindColumns {
+export function columnsFor(
+  resource: ResourceType,
+  wide = false,
+  context: ColumnContext = {},
+): KindColumns {
   switch (`${resource.group}/${resource.kind}`) {
     case '/Pod':
       return pods;
@@ -425,7 +461,7 @@ export function columnsFor(resource: ResourceType, wide = false): KindColumns {
     case '/Namespace':
       return namespaces;
     case 'networking.k8s.io/NetworkPolicy':
-      return networkPolicies;
+      return networkPolicyColumns(context);
     default:
       return nameAndAge;
   }

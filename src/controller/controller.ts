@@ -19,7 +19,7 @@ import {
 } from './config.js';
 import { DeploymentController } from './deployment-controller.js';
 import { EndpointSliceController } from './endpoint-slice-controller.js';
-import { Informer } from './informer.js';
+import { Informer } from '../client/informer.js';
 import { NodeIpamController } from './node-ipam.js';
 import { NodeLifecycleController } from './node-lifecycle.js';
 import * as kinds from './resources.js';

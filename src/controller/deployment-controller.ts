@@ -24,7 +24,7 @@ import {
   resolveStrategy,
 } from './deployment-rollout.js';
 import { countPods, deploymentStatus } from './deployment-status.js';
-import { type Informer, objectKey, splitKey } from './informer.js';
+import { type Informer, objectKey, splitKey } from '../client/informer.js';
 import { canonicalJson, objectHash } from './object-hash.js';
 import {
   controllerOf,

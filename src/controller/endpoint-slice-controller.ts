@@ -17,7 +17,7 @@ import {
   selectsPod,
   serviceNameLabel,
 } from './endpoint-slices.js';
-import { type Informer, objectKey, splitKey } from './informer.js';
+import { type Informer, objectKey, splitKey } from '../client/informer.js';
 import { canonicalJson } from './object-hash.js';
 import { findCondition, nodeNameOf, podIps } from './object-state.js';
 import { endpointSlices } from './resources.js';

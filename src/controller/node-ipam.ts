@@ -12,7 +12,7 @@
  */
 import type { KubeObject } from '../api/types.js';
 import type { ApiClient } from '../client/index.js';
-import type { Informer } from './informer.js';
+import type { Informer } from '../client/informer.js';
 import { findCondition, setCondition } from './object-state.js';
 import { nodes } from './resources.js';
 import type { SubnetAllocator } from './subnet-allocator.js';

@@ -36,7 +36,7 @@
 import type { KubeObject } from '../api/types.js';
 import type { ApiClient } from '../client/index.js';
 import type { NodeLifecycleSettings } from './config.js';
-import { type Informer, objectKey } from './informer.js';
+import { type Informer, objectKey } from '../client/informer.js';
 import {
   type Condition,
   conditionsOf,

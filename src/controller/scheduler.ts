@@ -18,7 +18,7 @@
  */
 import type { KubeObject } from '../api/types.js';
 import { type ApiClient, isConflict, isNotFound } from '../client/index.js';
-import { type Informer, objectKey } from './informer.js';
+import { type Informer, objectKey } from '../client/informer.js';
 import {
   findCondition,
   isConditionTrue,

@@ -12,7 +12,7 @@
 import type { KubeObject } from '../api/types.js';
 import type { ApiClient } from '../client/index.js';
 import { familyOf } from '../netaddr/ip.js';
-import { type Informer, objectKey } from './informer.js';
+import { type Informer, objectKey } from '../client/informer.js';
 import { services } from './resources.js';
 import type { SubnetAllocator } from './subnet-allocator.js';
 import { type ReconcileResult, WorkQueue } from './work-queue.js';

@@ -11,7 +11,7 @@
  * and are not asked about here.
  */
 import { type IpAddress, ipEqual, parseIp, prefixContains } from '../netaddr/ip.js';
-import type { AllowEntry, PodPolicy, PolicyModel, RuleRef } from './model.js';
+import type { Grant, PodPolicy, PolicyModel, RuleRef } from './model.js';
 import type { Protocol } from './types.js';
 
 /** A pod (`namespace/name`) or a bare address (which may still belong to a pod). */
@@ -66,12 +66,14 @@ function resolve(model: PolicyModel, endpoint: Endpoint): Resolved | undefined {
   return { pod: undefined, addresses: [address] };
 }
 
-function matches(entry: AllowEntry, peer: IpAddress, protocol: Protocol, port: number): boolean {
+function matches(grant: Grant, peer: IpAddress, protocol: Protocol, port: number): boolean {
   return (
-    (entry.protocol === 'any' || entry.protocol === protocol) &&
-    port >= entry.ports[0] &&
-    port <= entry.ports[1] &&
-    prefixContains(entry.prefix, peer)
+    grant.ports.some(
+      (span) =>
+        (span.protocol === 'any' || span.protocol === protocol) &&
+        port >= span.ports[0] &&
+        port <= span.ports[1],
+    ) && grant.peers.some((prefix) => prefixContains(prefix, peer))
   );
 }
 
@@ -83,10 +85,10 @@ function judge(
 ): SideDecision {
   if (!side.isolated) return { result: 'allow', reason: 'not-isolated' };
   const by: RuleRef[] = [];
-  for (const entry of side.allow) {
-    if (!matches(entry, peer, protocol, port)) continue;
-    if (!by.some((r) => r.policy === entry.policy && r.rule === entry.rule)) {
-      by.push({ policy: entry.policy, rule: entry.rule });
+  for (const grant of side.grants) {
+    if (!matches(grant, peer, protocol, port)) continue;
+    if (!by.some((r) => r.policy === grant.policy && r.rule === grant.rule)) {
+      by.push({ policy: grant.policy, rule: grant.rule });
     }
   }
   if (by.length > 0) return { result: 'allow', reason: 'rules', by };

@@ -27,7 +27,6 @@ import {
   type IpPrefix,
   defaultRoute,
   familyBits,
-  formatIp,
   parseIp,
   parsePrefix,
   prefixContains,
@@ -50,21 +49,31 @@ export interface RuleRef {
   rule: number;
 }
 
-/** One allowed peer . protocol . port range, and the rule that allowed it. */
-export interface AllowEntry extends RuleRef {
-  /** A CIDR: a pod IP as /32 or /128, or a piece of an ipBlock. */
-  peer: string;
-  prefix: IpPrefix;
-  /** `any`: every IP protocol (a rule without ports). */
+/** A protocol and a port range: `any` is every IP protocol (a rule without ports). */
+export interface PortSpan {
   protocol: Protocol | 'any';
   ports: readonly [number, number];
+}
+
+/**
+ * What one rule allows one pod: every peer in `peers` on every port span in
+ * `ports`. Grants are shared between the pods a rule applies to alike, and
+ * `id` is stable across model builds (direction, policy, rule and how its
+ * ports resolved), so the compiler can share kernel sets between pods with
+ * the same grants and tell what changed from one build to the next.
+ */
+export interface Grant extends RuleRef {
+  id: string;
+  /** CIDRs: pod IPs as /32 or /128, or the pieces of an ipBlock minus its excepts. */
+  peers: readonly IpPrefix[];
+  ports: readonly PortSpan[];
 }
 
 export interface DirectionPolicy {
   isolated: boolean;
   /** The policies that select the pod with this policyType (`namespace/name`). */
   policies: string[];
-  allow: AllowEntry[];
+  grants: Grant[];
 }
 
 export interface PodPolicy {
@@ -126,22 +135,11 @@ function hostPrefix(ip: string): IpPrefix | undefined {
   return address ? { address, length: familyBits(address.family) } : undefined;
 }
 
-const prefixTexts = new WeakMap<IpPrefix, string>();
-
-/** `address/length`, cached: the same peer prefix appears in many pods' entries. */
-function prefixText(p: IpPrefix): string {
-  let text = prefixTexts.get(p);
-  if (text === undefined) {
-    text = `${formatIp(p.address)}/${p.length}`;
-    prefixTexts.set(p, text);
-  }
-  return text;
-}
-
 class ModelBuilder {
   private readonly podsByNamespace = new Map<string, PolicyPod[]>();
   private readonly namespaceLabels = new Map<string, Record<string, string>>();
   private readonly podPrefixes = new Map<PolicyPod, IpPrefix[]>();
+  private readonly peerCache = new Map<string, IpPrefix[]>();
 
   constructor(private readonly input: PolicyInput) {
     for (const ns of input.namespaces) {
@@ -162,8 +160,18 @@ class ModelBuilder {
     }
   }
 
-  /** The addresses one peer stands for, seen from a policy in `namespace`. */
+  /** The addresses one peer stands for, seen from a policy in `namespace`; cached per selector. */
   peerPrefixes(peer: NetworkPolicyPeer, namespace: string): IpPrefix[] {
+    const key = `${namespace}\0${JSON.stringify(peer)}`;
+    let prefixes = this.peerCache.get(key);
+    if (!prefixes) {
+      prefixes = this.computePeer(peer, namespace);
+      this.peerCache.set(key, prefixes);
+    }
+    return prefixes;
+  }
+
+  private computePeer(peer: NetworkPolicyPeer, namespace: string): IpPrefix[] {
     if (peer.ipBlock) {
       const cidr = parsePrefix(peer.ipBlock.cidr);
       if (!cidr) return [];
@@ -195,7 +203,8 @@ class ModelBuilder {
   /** The peers of a rule: every address when it names none. */
   rulePeers(peers: readonly NetworkPolicyPeer[] | undefined, namespace: string): IpPrefix[] {
     if (!peers || peers.length === 0) return everything;
-    return peers.flatMap((p) => this.peerPrefixes(p, namespace));
+    const out = peers.flatMap((p) => this.peerPrefixes(p, namespace));
+    return peers.length === 1 ? out : dedupePrefixes(out);
   }
 
   /** Port ranges a policy port allows on `pod`'s container ports; [] for an unknown name. */
@@ -209,59 +218,24 @@ class ModelBuilder {
       .map((c) => [c.port, c.port]);
   }
 
-  entries(
-    prefixes: readonly IpPrefix[],
+  /** The port spans of a rule's ports on `destination`; a rule without ports allows all. */
+  static portSpans(
     ports: readonly NetworkPolicyPort[] | undefined,
-    ref: RuleRef,
     destination: PolicyPod | undefined,
-  ): AllowEntry[] {
-    const out: AllowEntry[] = [];
-    const push = (protocol: Protocol | 'any', range: readonly [number, number]): void => {
-      for (const prefix of prefixes) {
-        out.push({ ...ref, peer: prefixText(prefix), prefix, protocol, ports: range });
-      }
-    };
-    if (!ports || ports.length === 0) {
-      push('any', [0, 65535]);
-      return out;
-    }
-    for (const port of ports) {
-      for (const range of ModelBuilder.resolvePort(port, destination)) {
-        push(port.protocol ?? 'TCP', range);
-      }
-    }
-    return out;
-  }
-
-  /** Egress named ports: resolved per destination pod, for each pod inside the rule's peers. */
-  egressNamedEntries(
-    peers: readonly IpPrefix[],
-    port: NetworkPolicyPort,
-    ref: RuleRef,
-  ): AllowEntry[] {
-    const out: AllowEntry[] = [];
-    for (const pod of this.input.pods) {
-      const ranges = ModelBuilder.resolvePort(port, pod);
-      if (ranges.length === 0) continue;
-      const inside = (this.podPrefixes.get(pod) ?? []).filter((host) =>
-        peers.some((p) => prefixContains(p, host.address)),
-      );
-      out.push(
-        ...this.entries(
-          inside,
-          ranges.map(([from, to]) => ({ ...port, port: from, endPort: to })),
-          ref,
-          pod,
-        ),
-      );
-    }
-    return out;
+  ): PortSpan[] {
+    if (!ports || ports.length === 0) return [{ protocol: 'any', ports: [0, 65535] }];
+    return ports.flatMap((port) =>
+      ModelBuilder.resolvePort(port, destination).map((range) => ({
+        protocol: port.protocol ?? 'TCP',
+        ports: range,
+      })),
+    );
   }
 
   build(): PolicyModel {
     const pods = new Map<string, PodPolicy>();
     for (const pod of this.input.pods) {
-      const empty = (): DirectionPolicy => ({ isolated: false, policies: [], allow: [] });
+      const empty = (): DirectionPolicy => ({ isolated: false, policies: [], grants: [] });
       pods.set(podKey(pod), { key: podKey(pod), pod, ingress: empty(), egress: empty() });
     }
     const selected = new Map<string, string[]>();
@@ -293,6 +267,8 @@ class ModelBuilder {
     const rules = (policy.spec.ingress ?? []).map((rule) => ({
       peers: this.rulePeers(rule.from, namespace),
       ports: rule.ports,
+      // Named ports resolve per target pod: pods that resolve alike share one grant.
+      grants: new Map<string, Grant>(),
     }));
     for (const target of targets) {
       const side = pods.get(podKey(target))?.ingress;
@@ -300,7 +276,21 @@ class ModelBuilder {
       side.isolated = true;
       side.policies.push(key);
       rules.forEach((rule, i) => {
-        side.allow.push(...this.entries(rule.peers, rule.ports, { policy: key, rule: i }, target));
+        const ports = ModelBuilder.portSpans(rule.ports, target);
+        if (ports.length === 0 || rule.peers.length === 0) return;
+        const portsKey = spansKey(ports);
+        let grant = rule.grants.get(portsKey);
+        if (!grant) {
+          grant = {
+            policy: key,
+            rule: i,
+            id: `in|${key}|${i}|${portsKey}`,
+            peers: rule.peers,
+            ports,
+          };
+          rule.grants.set(portsKey, grant);
+        }
+        side.grants.push(grant);
       });
     }
   }
@@ -312,29 +302,66 @@ class ModelBuilder {
     targets: readonly PolicyPod[],
     pods: Map<string, PodPolicy>,
   ): void {
-    // Computed once per policy: egress entries do not depend on the selected pod.
-    const allow: AllowEntry[] = [];
+    // Computed once per policy: egress grants do not depend on the selected pod.
+    const grants: Grant[] = [];
     (policy.spec.egress ?? []).forEach((rule, i) => {
-      const ref = { policy: key, rule: i };
       const peers = this.rulePeers(rule.to, namespace);
+      if (peers.length === 0) return;
       const ports = rule.ports ?? [];
       const numeric = ports.filter((p) => typeof p.port !== 'string');
-      const named = ports.filter((p) => typeof p.port === 'string');
       if (ports.length === 0 || numeric.length > 0) {
-        allow.push(
-          ...this.entries(peers, ports.length === 0 ? undefined : numeric, ref, undefined),
-        );
+        const spans = ModelBuilder.portSpans(ports.length === 0 ? undefined : numeric, undefined);
+        grants.push({ policy: key, rule: i, id: `eg|${key}|${i}`, peers, ports: spans });
       }
-      for (const port of named) allow.push(...this.egressNamedEntries(peers, port, ref));
+      // A named port resolves per destination pod: one grant per port number it resolves to.
+      ports.forEach((port, p) => {
+        if (typeof port.port !== 'string') return;
+        const byPort = new Map<string, { ports: PortSpan[]; peers: IpPrefix[] }>();
+        // Pod peers are the pods' own prefix objects; only CIDRs need a containment test.
+        const named = new Set(peers);
+        const cidrs = peers.filter((p) => p.length < familyBits(p.address.family));
+        for (const pod of this.input.pods) {
+          const spans = ModelBuilder.portSpans([port], pod);
+          if (spans.length === 0) continue;
+          const inside = (this.podPrefixes.get(pod) ?? []).filter(
+            (host) =>
+              named.has(host) || cidrs.some((prefix) => prefixContains(prefix, host.address)),
+          );
+          if (inside.length === 0) continue;
+          const k = spansKey(spans);
+          const entry = byPort.get(k) ?? { ports: spans, peers: [] };
+          entry.peers.push(...inside);
+          byPort.set(k, entry);
+        }
+        for (const [k, entry] of byPort) {
+          grants.push({
+            policy: key,
+            rule: i,
+            id: `eg|${key}|${i}|${p}|${k}`,
+            peers: entry.peers,
+            ports: entry.ports,
+          });
+        }
+      });
     });
     for (const target of targets) {
       const side = pods.get(podKey(target))?.egress;
       if (!side) continue;
       side.isolated = true;
       side.policies.push(key);
-      side.allow.push(...allow);
+      side.grants.push(...grants);
     }
   }
+}
+
+function spansKey(spans: readonly PortSpan[]): string {
+  return spans.map((s) => `${s.protocol}:${s.ports[0]}-${s.ports[1]}`).join(',');
+}
+
+/** The same prefix named by two peers (two selectors matching one pod) counted once. */
+function dedupePrefixes(prefixes: readonly IpPrefix[]): IpPrefix[] {
+  const seen = new Set<IpPrefix>();
+  return prefixes.filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
 }
 
 /** Computes the model; inputs are trusted to have passed API validation, but bad values match nothing. */

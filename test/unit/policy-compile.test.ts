@@ -6,11 +6,14 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
-  compileAllowElements,
+  compileGrantElements,
   compilePolicyRuleset,
-  compilePolicyUpdate,
+  compilePolicyState,
+  podCounterName,
   podObjectName,
-  policyObjects,
+  policyCounterName,
+  renderPolicyChange,
+  renderPolicyRuleset,
 } from '../../src/policy/compile.js';
 import { buildPolicyModel } from '../../src/policy/model.js';
 import type { NetworkPolicy, PolicyPod } from '../../src/policy/types.js';
@@ -124,7 +127,6 @@ describe('compilePolicyRuleset', () => {
     );
     assert.deepEqual(rulesOf('prerouting'), [
       'ct state established,related accept',
-      'ct status dnat fib daddr type local goto pod_policy_orig',
       'goto pod_policy',
     ]);
     assert.deepEqual(rulesOf('output'), [
@@ -132,22 +134,13 @@ describe('compilePolicyRuleset', () => {
       'fib saddr type local accept',
       'goto pod_policy',
     ]);
-    // O(1) dispatch: the dispatch chains hold only map lookups, whatever the number of pods.
+    // O(1) dispatch: the dispatch chain holds only map lookups, whatever the number of pods.
     assert.deepEqual(rulesOf('pod_policy'), [
       'ip saddr vmap @egress_pods_v4',
       'ip6 saddr vmap @egress_pods_v6',
       'ip daddr vmap @ingress_pods_v4',
       'ip6 daddr vmap @ingress_pods_v6',
     ]);
-  });
-
-  it('flushes every fixed object before filling it, so a reload is idempotent', () => {
-    const firstRule = lines.findIndex((l) => l.startsWith('add rule'));
-    for (const chain of ['prerouting', 'output', 'pod_policy', 'pod_policy_orig']) {
-      const flush = lines.indexOf(`flush chain ${T} ${chain}`);
-      assert.ok(flush >= 0 && flush < firstRule, chain);
-    }
-    assert.ok(lines.filter((l) => l.startsWith('flush map')).length === 8);
     assert.ok(!lines.some((l) => l.startsWith('delete table')));
   });
 
@@ -156,34 +149,59 @@ describe('compilePolicyRuleset', () => {
     const b = podObjectName('x/b');
     assert.deepEqual(elementsOf('ingress_pods_v4'), [`10.1.0.2 : goto ${a}_in`]);
     assert.deepEqual(elementsOf('egress_pods_v4'), [`10.1.0.3 : jump ${b}_eg`]); // x/c is on n2
-    assert.deepEqual(elementsOf('ingress_orig_pods_v4'), [`10.1.0.2 : goto ${a}_in_orig`]);
     assert.deepEqual(elementsOf('ingress_pods_v6'), []);
   });
 
   it('fills each set with exactly the allowed peers, ports resolved per pod', () => {
     const a = podObjectName('x/a');
+    const aRules = rulesOf(`${a}_in`);
+    const aSet = /@(\S+)/.exec(aRules[1] ?? '')?.[1] ?? '';
     // b and c on TCP 80 and http (8080); y/a and a itself are not peers.
-    assert.deepEqual(elementsOf(`${a}_in_v4`), [
+    assert.deepEqual(elementsOf(aSet), [
       '10.1.0.3 . tcp . 80',
       '10.1.0.3 . tcp . 8080',
       '10.1.1.2 . tcp . 80',
       '10.1.1.2 . tcp . 8080',
     ]);
-    const b = podObjectName('x/b');
-    assert.deepEqual(elementsOf(`${b}_eg_v4`), [
-      '10.0.0.0-10.1.0.255 . udp . 53',
-      '10.1.2.0-10.255.255.255 . udp . 53',
-    ]);
-    assert.deepEqual(rulesOf(`${a}_in`), [
+    assert.deepEqual(aRules, [
       'ip saddr 10.1.0.2 accept',
-      `ip saddr . meta l4proto . th dport @${a}_in_v4 accept`,
-      `ip6 saddr . meta l4proto . th dport @${a}_in_v6 accept`,
-      `counter name ${a}_in_denied drop comment "ingress x/a"`,
+      `ip saddr . meta l4proto . th dport @${aSet} accept`,
+      `counter name ${policyCounterName('x/to-a', 'ingress')}`,
+      `counter name ${podCounterName('x/a', 'ingress')} drop`,
     ]);
-    assert.deepEqual(rulesOf(`${b}_eg`).slice(0, 2), [
+    const b = podObjectName('x/b');
+    const bRules = rulesOf(`${b}_eg`);
+    assert.deepEqual(bRules.slice(0, 2), [
       'ip daddr 10.1.0.3 return',
       'fib daddr type local return',
     ]);
+    const bSet = /@(\S+)/.exec(bRules[2] ?? '')?.[1] ?? '';
+    assert.deepEqual(elementsOf(bSet), [
+      '10.0.0.0-10.1.0.255 . udp . 53',
+      '10.1.2.0-10.255.255.255 . udp . 53',
+    ]);
+  });
+
+  it('shares one set between pods granted the same rules', () => {
+    const twin = pod('x', 'a2', '10.1.0.9', 'n1', { pod: 'a' });
+    const shared = compilePolicyState(
+      buildPolicyModel({ policies, pods: [...pods, twin], namespaces, nodes }),
+      'n1',
+    );
+    const setOf = (key: string) =>
+      /@(\S+)/.exec(shared.chains.get(`${podObjectName(key)}_in`)?.[1] ?? '')?.[1];
+    assert.ok(setOf('x/a'));
+    assert.equal(setOf('x/a'), setOf('x/a2'));
+    assert.equal([...shared.sets.keys()].filter((n) => n.endsWith('_in_v4')).length, 1);
+  });
+
+  it('logs drops to NFLOG, rate-limited, with the pod in the prefix, when asked', () => {
+    const logged = compilePolicyRuleset(model, 'n1', { logGroup: 7 });
+    assert.ok(
+      logged.includes(
+        `add rule ${T} ${podObjectName('x/a')}_in limit rate 100/second burst 50 packets log group 7 prefix "ingress x/a"`,
+      ),
+    );
   });
 
   it('emits disjoint elements for overlapping rules', () => {
@@ -211,8 +229,8 @@ describe('compilePolicyRuleset', () => {
       namespaces,
       nodes,
     });
-    const entries = overlapping.pods.get('x/a')?.ingress.allow ?? [];
-    const elements = compileAllowElements(entries, 4);
+    const grants = overlapping.pods.get('x/a')?.ingress.grants ?? [];
+    const elements = compileGrantElements(grants, 4);
     const parsed = elements.map((e) => {
       const [addr = '', proto = '', port = ''] = e.split(' . ');
       const ip = (s: string) => s.split('.').reduce((n, p) => n * 256 + Number(p), 0);
@@ -241,35 +259,81 @@ describe('compilePolicyRuleset', () => {
       '10.1.1.2 . udp . 0-65535',
       '10.1.1.3-10.255.255.255 . tcp . 80',
     ]);
-    const whole = compileAllowElements(overlapping.pods.get('x/b')?.ingress.allow ?? [], 4);
+    const whole = compileGrantElements(overlapping.pods.get('x/b')?.ingress.grants ?? [], 4);
     assert.ok(whole.includes('10.1.0.0/24 . 0-255 . 0-65535'));
   });
 
-  it('deletes the objects of pods that are no longer isolated on update', () => {
-    const next = buildPolicyModel({ policies: policies.slice(0, 1), pods, namespaces, nodes });
-    const update = compilePolicyUpdate(model, next, 'n1').split('\n');
-    const b = podObjectName('x/b');
-    assert.ok(update.includes(`delete chain ${T} ${b}_eg`));
-    assert.ok(update.includes(`delete set ${T} ${b}_eg_v4`));
-    assert.ok(update.includes(`delete counter ${T} ${b}_eg_denied`));
-    assert.ok(
-      !update.some((l) => l.includes(`${podObjectName('x/a')}_in`) && l.startsWith('delete')),
+  it('changes only what differs, and deletes what is no longer needed', () => {
+    const before = compilePolicyState(model, 'n1');
+    assert.equal(renderPolicyChange(before, compilePolicyState(model, 'n1')), '');
+    // A new peer for x/a: one element more in its set, nothing else.
+    const d = pod('x', 'd', '10.1.0.7', 'n1', { pod: 'b' });
+    const grown = compilePolicyState(
+      buildPolicyModel({ policies, pods: [...pods, d], namespaces, nodes }),
+      'n1',
     );
-    assert.deepEqual(policyObjects(next, 'n1').counters, [`${podObjectName('x/a')}_in_denied`]);
+    const delta = renderPolicyChange(before, grown).trimEnd().split('\n');
+    assert.ok(
+      delta.every((l) => !l.startsWith('flush') && !l.startsWith('delete')),
+      delta.join('\n'),
+    );
+    assert.ok(
+      delta.some((l) =>
+        /^add element .* \{ 10\.1\.0\.7 \. tcp \. 80, 10\.1\.0\.7 \. tcp \. 8080 \}$/.test(l),
+      ),
+    );
+    // x/b no longer isolated: its map entry, chain, set and counter go, in that order.
+    const next = compilePolicyState(
+      buildPolicyModel({ policies: policies.slice(0, 1), pods, namespaces, nodes }),
+      'n1',
+    );
+    const update = renderPolicyChange(before, next).trimEnd().split('\n');
+    const b = podObjectName('x/b');
+    const at = (line: string) => update.indexOf(line);
+    assert.ok(at(`delete element ${T} egress_pods_v4 { 10.1.0.3 }`) >= 0, update.join('\n'));
+    assert.ok(
+      at(`delete chain ${T} ${b}_eg`) > at(`delete element ${T} egress_pods_v4 { 10.1.0.3 }`),
+    );
+    assert.ok(update.some((l) => l.startsWith(`delete set ${T} g_`)));
+    assert.ok(at(`delete counter ${T} ${podCounterName('x/b', 'egress')}`) >= 0);
+    assert.ok(!update.some((l) => l.includes(`${podObjectName('x/a')}_in`)));
   });
 
   it(
-    'is accepted by the kernel, reloads idempotently and applies updates',
+    'is accepted by the kernel, reloads over what it finds and applies changes',
     { skip: !root && 'needs root for a network namespace' },
     () => {
       inNetns((ns) => {
         nft(ns, ['-c', '-f', '-'], script);
         nft(ns, ['-f', '-'], script);
-        nft(ns, ['-f', '-'], script);
-        const next = buildPolicyModel({ policies: policies.slice(0, 1), pods, namespaces, nodes });
-        nft(ns, ['-f', '-'], compilePolicyUpdate(model, next, 'n1'));
+        const state = compilePolicyState(model, 'n1');
+        const found = {
+          chains: [...state.chains.keys(), 'stale_chain'],
+          sets: [...state.sets.keys()],
+          counters: [...state.counters],
+        };
+        nft(ns, ['-f', '-'], `add chain ${T} stale_chain\n`);
+        nft(ns, ['-f', '-'], renderPolicyRuleset(state, found));
+        assert.ok(!nft(ns, ['list', 'table', T], '').includes('stale_chain'));
+        const d = pod('x', 'd', '10.1.0.7', 'n1', { pod: 'b' });
+        const grown = compilePolicyState(
+          buildPolicyModel({ policies, pods: [...pods, d], namespaces, nodes }),
+          'n1',
+        );
+        nft(ns, ['-f', '-'], renderPolicyChange(state, grown));
+        const next = compilePolicyState(
+          buildPolicyModel({
+            policies: policies.slice(0, 1),
+            pods: [...pods, d],
+            namespaces,
+            nodes,
+          }),
+          'n1',
+        );
+        nft(ns, ['-f', '-'], renderPolicyChange(grown, next));
         const listed = nft(ns, ['list', 'table', T], '');
         assert.ok(!listed.includes(`${podObjectName('x/b')}_eg`));
+        assert.ok(listed.includes('10.1.0.7 . tcp . 8080'));
         assert.ok(listed.includes('10.1.1.2 . tcp . 8080'));
       });
     },

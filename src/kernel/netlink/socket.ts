@@ -1,9 +1,11 @@
 /**
- * A NETLINK_ROUTE socket, optionally in another network namespace: the
- * thread enters the namespace with setns(2), opens the socket (a socket
+ * A netlink socket (NETLINK_ROUTE for links, addresses and routes;
+ * NETLINK_NETFILTER for nflog), optionally in another network namespace:
+ * the thread enters the namespace with setns(2), opens the socket (a socket
  * belongs to the namespace it was made in for its whole life) and returns
  * at once. Requests are synchronous: send, then read until the kernel's
- * acknowledgement or the end of a dump.
+ * acknowledgement or the end of a dump. Messages the kernel sends on its own
+ * (nflog's packets) are read with `receiveWaiting()`, which never blocks.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { type Libc, libc } from '../libc.js';
@@ -24,8 +26,12 @@ const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_ROUTE = 0;
+/** nfnetlink: nf_tables, conntrack, nfqueue and nflog (linux/netlink.h). */
+export const NETLINK_NETFILTER = 12;
 const CLONE_NEWNET = 0x40000000;
+const MSG_DONTWAIT = 0x40;
 const EINTR = 4;
+const EAGAIN = 11;
 
 /** The kernel refused a request: `code` is the errno's name (EEXIST, ENODEV, ...). */
 export class NetlinkError extends Error {
@@ -51,6 +57,7 @@ const errnoNames: Record<number, string> = {
   3: 'ESRCH',
   4: 'EINTR',
   9: 'EBADF',
+  11: 'EAGAIN',
   12: 'ENOMEM',
   13: 'EACCES',
   16: 'EBUSY',
@@ -80,15 +87,17 @@ const descriptions: Record<string, string> = {
   EADDRNOTAVAIL: 'Cannot assign requested address',
   ENETUNREACH: 'Network is unreachable',
   EBUSY: 'Device or resource busy',
+  ENOBUFS: 'No buffer space available',
 };
 
 function describe(code: string): string {
   return descriptions[code] ? `${descriptions[code]} (${code})` : code;
 }
 
-export class RouteSocket {
+export class NetlinkSocket {
   readonly #libc: Libc;
   readonly #fd: number;
+  #closed = false;
   #seq = Math.floor(Math.random() * 0x7fffffff);
   readonly #buffer = Buffer.alloc(64 * 1024);
 
@@ -97,10 +106,10 @@ export class RouteSocket {
     this.#fd = fd;
   }
 
-  /** A socket in this thread's namespace, or in the one at `netns`. */
-  static async open(netns?: string): Promise<RouteSocket> {
+  /** A socket of `protocol` in this thread's namespace, or in the one at `netns`. */
+  static async open(protocol: number, netns?: string): Promise<NetlinkSocket> {
     const c = await libc();
-    if (!netns) return new RouteSocket(c, RouteSocket.#socket(c));
+    if (!netns) return new NetlinkSocket(c, NetlinkSocket.#socket(c, protocol));
     const home = openSync('/proc/thread-self/ns/net', 'r');
     let target: number;
     try {
@@ -116,7 +125,7 @@ export class RouteSocket {
         throw new NetlinkError(`entering ${netns}`, -c.errno());
       }
       try {
-        fd = RouteSocket.#socket(c);
+        fd = NetlinkSocket.#socket(c, protocol);
       } catch (error) {
         failure = error as Error;
       }
@@ -133,17 +142,37 @@ export class RouteSocket {
       closeSync(home);
     }
     if (failure !== undefined) throw failure;
-    return new RouteSocket(c, fd);
+    return new NetlinkSocket(c, fd);
   }
 
-  static #socket(c: Libc): number {
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  static #socket(c: Libc, protocol: number): number {
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) throw new NetlinkError('opening a netlink socket', -c.errno());
     return fd;
   }
 
+  /** Closes the socket; closing it again does nothing. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     closeSync(this.#fd);
+  }
+
+  /**
+   * One datagram the kernel has already queued, or undefined when none is
+   * waiting: recv(2) with MSG_DONTWAIT, so the event loop never blocks.
+   * ENOBUFS (the kernel dropped messages because the socket's receive
+   * buffer was full) throws a NetlinkError; the socket stays usable.
+   */
+  receiveWaiting(): Buffer | undefined {
+    for (;;) {
+      const n = this.#libc.recv(this.#fd, this.#buffer, this.#buffer.length, MSG_DONTWAIT);
+      if (n >= 0) return Buffer.from(this.#buffer.subarray(0, n));
+      const errno = this.#libc.errno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) return undefined;
+      throw new NetlinkError('receiving from a netlink socket', -errno);
+    }
   }
 
   /**
@@ -190,3 +219,10 @@ export class RouteSocket {
     }
   }
 }
+
+/** A NETLINK_ROUTE socket: links, addresses and routes (route.ts). */
+export type RouteSocket = NetlinkSocket;
+export const RouteSocket = {
+  /** A NETLINK_ROUTE socket in this thread's namespace, or in the one at `netns`. */
+  open: (netns?: string): Promise<NetlinkSocket> => NetlinkSocket.open(NETLINK_ROUTE, netns),
+};

@@ -8,8 +8,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeObject } from '../api/types.js';
-import type { ApiClient, ResourceRef, ResourceWatch, WatchEvent } from '../client/index.js';
-import { messageOf } from './object-state.js';
+import type { ApiClient } from './client.js';
+import type { ResourceRef } from './paths.js';
+import type { ResourceWatch, WatchEvent } from './watch.js';
 
 export interface InformerHandlers<T extends KubeObject> {
   added?(object: T): void;
@@ -111,7 +112,9 @@ export class Informer<T extends KubeObject = KubeObject> {
           failed(error);
           return;
         }
-        this.log(`informer: the ${this.resource.plural} watch failed: ${messageOf(error)}`);
+        this.log(
+          `informer: the ${this.resource.plural} watch failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
       } finally {
         clearInterval(poll);
       }
@@ -164,7 +167,9 @@ export class Informer<T extends KubeObject = KubeObject> {
       try {
         call(handlers);
       } catch (error) {
-        this.log(`informer: a ${this.resource.kind} handler failed: ${messageOf(error)}`);
+        this.log(
+          `informer: a ${this.resource.kind} handler failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     }
   }
