@@ -14,8 +14,15 @@ export interface WorkloadSize {
   pods: number;
   policies: number;
   namespaces: number;
-  /** Node names; pods are placed round-robin. */
+  /** Node names; pods are placed at random (seeded). */
   nodes: readonly string[];
+  /**
+   * `typical` (default): cross-namespace rules name one namespace (shared
+   * services, monitoring), as most clusters write them. `broad`: they select
+   * every namespace with a label (a third of them) or all but the dev ones,
+   * so each such rule's peers are hundreds of pods: the heavy case.
+   */
+  shape?: 'typical' | 'broad';
 }
 
 const tiers = ['web', 'api', 'db', 'cache', 'worker'];
@@ -77,6 +84,7 @@ export function policyAt(p: number, size: WorkloadSize, variant = 0): NetworkPol
   const namespace = `ns-${p % size.namespaces}`;
   const metadata = { name: `policy-${p}`, namespace };
   const app = `app-${(p + variant) % 4}`;
+  const broad = size.shape === 'broad';
   const tier = tiers[(p + variant) % tiers.length] ?? 'web';
   switch (p % 6) {
     case 0:
@@ -122,7 +130,15 @@ export function policyAt(p: number, size: WorkloadSize, variant = 0): NetworkPol
           policyTypes: ['Egress'],
           egress: [
             {
-              to: [{ namespaceSelector: { matchLabels: { env: 'prod' } } }],
+              to: [
+                {
+                  namespaceSelector: {
+                    matchLabels: broad
+                      ? { env: 'prod' }
+                      : { 'kubernetes.io/metadata.name': 'ns-0' },
+                  },
+                },
+              ],
               ports: [{ protocol: 'UDP', port: 'dns' }, { port: 8080 }],
             },
             { to: [{ ipBlock: { cidr: '172.16.0.0/12', except: ['172.16.5.0/24'] } }] },
@@ -144,9 +160,9 @@ export function policyAt(p: number, size: WorkloadSize, variant = 0): NetworkPol
                   },
                 },
                 {
-                  namespaceSelector: {
-                    matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }],
-                  },
+                  namespaceSelector: broad
+                    ? { matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }] }
+                    : { matchLabels: { 'kubernetes.io/metadata.name': 'ns-1' } },
                 },
               ],
               ports: [{ port: 9090 }, { protocol: 'UDP', port: 53 }],

@@ -23,19 +23,17 @@ import { messageChain } from '../cni/errors.js';
 import { type ApiClient, Informer, type InformerHandlers } from '../client/index.js';
 import { resourceForKind } from '../api/registry.js';
 import type { ResourceType } from '../api/types.js';
-import { nftApplyAsync } from '../kernel/nft.js';
+import { NftRunner } from '../kernel/libnftables.js';
 import { runAsync, CommandError } from '../kernel/command.js';
 import {
-  ElementCache,
+  NodePolicyCompiler,
   type PolicyObjects,
   type PolicyState,
-  compilePolicyState,
   policyTable,
   renderPolicyChange,
   renderPolicyRuleset,
 } from '../policy/compile.js';
 import { policyNamespace, policyNode, policyPod, networkPolicy } from '../policy/input.js';
-import { buildPolicyModel } from '../policy/model.js';
 import type { PolicyPod } from '../policy/types.js';
 
 const resources = {
@@ -92,7 +90,8 @@ export class NetworkPolicyEnforcer {
   readonly #informers: Record<keyof typeof resources, Informer>;
   /** This node's pods' addresses by uid, known before the API has them; [] once released. */
   readonly #local = new Map<string, { pod: KubeObject; ips: string[] }>();
-  readonly #cache = new ElementCache();
+  readonly #compiler: NodePolicyCompiler;
+  readonly #nft: NftRunner;
   #applied: PolicyState | undefined;
   #started = false;
   #stopped = false;
@@ -101,6 +100,11 @@ export class NetworkPolicyEnforcer {
   #retry: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: NetworkPolicyOptions) {
+    this.#nft = new NftRunner(options.log);
+    this.#compiler = new NodePolicyCompiler(
+      options.nodeName,
+      options.logGroup === undefined ? {} : { logGroup: options.logGroup },
+    );
     const informer = (kind: keyof typeof resources): Informer => {
       const created = new Informer(options.client, resources[kind], options.log);
       const changed = (): void => {
@@ -225,14 +229,12 @@ export class NetworkPolicyEnforcer {
   }
 
   async #sync(): Promise<void> {
-    const model = buildPolicyModel(this.#input());
-    const options = this.options.logGroup === undefined ? {} : { logGroup: this.options.logGroup };
-    const next = compilePolicyState(model, this.options.nodeName, options, this.#cache);
+    const next = this.#compiler.compile(this.#input());
     if (this.#applied) {
       const change = renderPolicyChange(this.#applied, next);
       if (change === '') return;
       try {
-        await nftApplyAsync(change);
+        await this.#nft.apply(change);
         this.#applied = next;
         return;
       } catch (error) {
@@ -243,7 +245,7 @@ export class NetworkPolicyEnforcer {
       }
     }
     const existing = await listTableObjects();
-    await nftApplyAsync(renderPolicyRuleset(next, existing));
+    await this.#nft.apply(renderPolicyRuleset(next, existing));
     this.#applied = next;
   }
 
@@ -253,5 +255,6 @@ export class NetworkPolicyEnforcer {
     clearTimeout(this.#retry);
     await this.#running?.catch(() => undefined);
     await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
+    await this.#nft.close();
   }
 }

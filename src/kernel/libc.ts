@@ -4,6 +4,8 @@
  * libc through Bun's built-in FFI; under Node the same functions come from
  * koffi. Loading costs well under a millisecond and happens once.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
+
 export interface Libc {
   flock(fd: number, operation: number): number;
   socket(domain: number, type: number, protocol: number): number;
@@ -76,6 +78,48 @@ async function loadWithKoffi(): Promise<Libc> {
 /** libc if something has loaded it already (no cost when nothing has). */
 export function loadedLibc(): Libc | undefined {
   return loaded;
+}
+
+const CLONE_NEWNET = 0x40000000;
+
+/**
+ * Runs `fn` with this thread in the network namespace at `netns`, and
+ * returns to the thread's own namespace before anything else runs. What
+ * `fn` opens there (a socket) stays bound to that namespace for its life.
+ * A thread that cannot return is not used again: the process ends at once,
+ * as Go's netns.Do discards such a thread.
+ */
+export function inNetns<T>(c: Libc, netns: string, fn: () => T): T {
+  const home = openSync('/proc/thread-self/ns/net', 'r');
+  let target: number;
+  try {
+    target = openSync(netns, 'r');
+  } catch (error) {
+    closeSync(home);
+    throw error;
+  }
+  let result: { value: T } | undefined;
+  let failure: unknown;
+  try {
+    if (c.setns(target, CLONE_NEWNET) !== 0) {
+      throw new Error(`Cannot enter the network namespace ${netns} (errno ${c.errno()})`);
+    }
+    try {
+      result = { value: fn() };
+    } catch (error) {
+      failure = error;
+    }
+    if (c.setns(home, CLONE_NEWNET) !== 0) {
+      const errno = c.errno();
+      writeSync(2, `strata: cannot return to this thread's network namespace (errno ${errno})\n`);
+      c.exit(70);
+    }
+  } finally {
+    closeSync(target);
+    closeSync(home);
+  }
+  if (!result) throw failure;
+  return result.value;
 }
 
 /** libc, loaded on first use. */

@@ -27,8 +27,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IpFamily } from '../netaddr/ip.js';
-import type { Grant, PodPolicy, PolicyModel } from './model.js';
-import { protocolNumbers } from './model.js';
+import type { Grant, PodPolicy, PolicyInput, PolicyModel } from './model.js';
+import { PolicyModelCache, buildPolicyModel, protocolNumbers } from './model.js';
 import { dropLogPrefix } from './drop-log.js';
 import { type SetElement, disjointElements, formatAddressRange, prefixRange } from './ranges.js';
 
@@ -63,7 +63,7 @@ export interface CompileOptions {
 /** A node's policy objects as nft holds them; the unit both renderers work on. */
 export interface PolicyState {
   /** Interval sets: name → their elements, as nft text. */
-  sets: Map<string, { family: IpFamily; elements: Set<string> }>;
+  sets: Map<string, { family: IpFamily; elements: ReadonlySet<string> }>;
   counters: Set<string>;
   /** Every chain, base chains included: name → its rules. */
   chains: Map<string, string[]>;
@@ -78,8 +78,18 @@ export interface PolicyObjects {
   counters: string[];
 }
 
+/** Names are hashed on every compilation: remembered, up to a bound. */
+const hashes = new Map<string, string>();
+
 function hash(text: string, length = 10): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, length);
+  const key = `${length}:${text}`;
+  let digest = hashes.get(key);
+  if (digest === undefined) {
+    if (hashes.size > 50_000) hashes.clear();
+    digest = createHash('sha256').update(text).digest('hex').slice(0, length);
+    hashes.set(key, digest);
+  }
+  return digest;
 }
 
 /**
@@ -87,8 +97,16 @@ function hash(text: string, length = 10): string {
  * digits and `_` only, with a hash so that `a-b` and `a.b` do not collide.
  */
 export function podObjectName(key: string): string {
-  return `p_${key.replace(/[^a-zA-Z0-9]/g, '_').slice(0, 40)}_${hash(key)}`;
+  let name = objectNames.get(key);
+  if (name === undefined) {
+    if (objectNames.size > 50_000) objectNames.clear();
+    name = `p_${key.replace(/[^a-zA-Z0-9]/g, '_').slice(0, 40)}_${hash(key)}`;
+    objectNames.set(key, name);
+  }
+  return name;
 }
+
+const objectNames = new Map<string, string>();
 
 /** The counter of packets a pod's `direction` policy dropped. */
 export function podCounterName(podKey: string, direction: Direction): string {
@@ -195,15 +213,16 @@ function podRules(
  * grants' ids and the identity of their peer lists (the model shares them).
  */
 export class ElementCache {
-  #entries = new Map<string, { grants: readonly Grant[]; elements: string[] }>();
+  #entries = new Map<string, { grants: readonly Grant[]; elements: ReadonlySet<string> }>();
   #used = new Set<string>();
 
-  elements(key: string, grants: readonly Grant[], family: IpFamily): string[] {
+  /** The group's elements; the same Set object as last time when nothing changed. */
+  elements(key: string, grants: readonly Grant[], family: IpFamily): ReadonlySet<string> {
     const cacheKey = `${key}|${family}`;
     this.#used.add(cacheKey);
     const hit = this.#entries.get(cacheKey);
     if (hit && sameGrants(hit.grants, grants)) return hit.elements;
-    const elements = compileGrantElements(grants, family);
+    const elements = new Set(compileGrantElements(grants, family));
     this.#entries.set(cacheKey, { grants, elements });
     return elements;
   }
@@ -288,8 +307,8 @@ export function compilePolicyState(
           continue;
         }
         const elements = cache.elements(`${direction}\n${groupKey}`, grants, f);
-        if (elements.length === 0) continue;
-        state.sets.set(name, { family: f, elements: new Set(elements) });
+        if (elements.size === 0) continue;
+        state.sets.set(name, { family: f, elements });
         sets[f] = name;
       }
       const chain = podChain(pod, direction);
@@ -399,6 +418,7 @@ export function renderPolicyChange(old: PolicyState, next: PolicyState): string 
       pushChunked(lines, 'add', name, [...set.elements]);
       continue;
     }
+    if (before.elements === set.elements) continue;
     const removed = [...before.elements].filter((e) => !set.elements.has(e));
     const added = [...set.elements].filter((e) => !before.elements.has(e));
     pushChunked(lines, 'delete', name, removed);
@@ -449,4 +469,27 @@ export function compilePolicyRuleset(
   options: CompileOptions = {},
 ): string {
   return renderPolicyRuleset(compilePolicyState(model, node, options));
+}
+
+/**
+ * One node's compiler across changes: the model rebuilt from each input,
+ * set elements reused for the groups whose grants did not change.
+ */
+export class NodePolicyCompiler {
+  readonly #cache = new ElementCache();
+  readonly #models = new PolicyModelCache();
+
+  constructor(
+    readonly node: string,
+    private readonly options: CompileOptions = {},
+  ) {}
+
+  compile(input: PolicyInput): PolicyState {
+    return compilePolicyState(
+      buildPolicyModel(input, this.#models),
+      this.node,
+      this.options,
+      this.#cache,
+    );
+  }
 }

@@ -137,7 +137,7 @@ function hostPrefix(ip: string): IpPrefix | undefined {
 
 class ModelBuilder {
   private readonly podsByNamespace = new Map<string, PolicyPod[]>();
-  private readonly namespaceLabels = new Map<string, Record<string, string>>();
+  readonly namespaceLabels = new Map<string, Record<string, string>>();
   private readonly podPrefixes = new Map<PolicyPod, IpPrefix[]>();
   private readonly peerCache = new Map<string, IpPrefix[]>();
 
@@ -232,28 +232,44 @@ class ModelBuilder {
     );
   }
 
-  build(): PolicyModel {
+  /** What `policy` does: the pods it selects and the grants it gives each, per direction. */
+  contribution(policy: NetworkPolicy): Contribution {
+    const key = policyKey(policy);
+    const namespace = policy.metadata.namespace ?? 'default';
+    const selector = compileSelector(policy.spec.podSelector);
+    const targets = selector
+      ? (this.podsByNamespace.get(namespace) ?? []).filter((p) => matchesLabels(selector, p.labels))
+      : [];
+    const out: Contribution = { selected: targets.map(podKey), isolations: [] };
+    if (targets.length === 0) return out;
+    const types = effectivePolicyTypes(policy);
+    if (types.includes('Ingress')) this.addIngress(policy, key, namespace, targets, out.isolations);
+    if (types.includes('Egress')) this.addEgress(policy, key, namespace, targets, out.isolations);
+    return out;
+  }
+
+  build(cache?: PolicyModelCache): PolicyModel {
     const pods = new Map<string, PodPolicy>();
     for (const pod of this.input.pods) {
       const empty = (): DirectionPolicy => ({ isolated: false, policies: [], grants: [] });
       pods.set(podKey(pod), { key: podKey(pod), pod, ingress: empty(), egress: empty() });
     }
+    const reuse = cache?.prepare(this.input, this.namespaceLabels);
     const selected = new Map<string, string[]>();
     for (const policy of this.input.policies) {
       const key = policyKey(policy);
-      const namespace = policy.metadata.namespace ?? 'default';
-      const selector = compileSelector(policy.spec.podSelector);
-      const targets = selector
-        ? (this.podsByNamespace.get(namespace) ?? []).filter((p) =>
-            matchesLabels(selector, p.labels),
-          )
-        : [];
-      selected.set(key, targets.map(podKey));
-      if (targets.length === 0) continue;
-      const types = effectivePolicyTypes(policy);
-      if (types.includes('Ingress')) this.addIngress(policy, key, namespace, targets, pods);
-      if (types.includes('Egress')) this.addEgress(policy, key, namespace, targets, pods);
+      const contribution = reuse?.(policy) ?? this.contribution(policy);
+      cache?.store(policy, contribution);
+      selected.set(key, contribution.selected);
+      for (const { pod, direction, grants } of contribution.isolations) {
+        const side = pods.get(pod)?.[direction];
+        if (!side) continue;
+        side.isolated = true;
+        side.policies.push(key);
+        side.grants.push(...grants);
+      }
     }
+    cache?.finish();
     return { pods, nodes: new Map(this.input.nodes.map((n) => [n.name, n])), selected };
   }
 
@@ -262,7 +278,7 @@ class ModelBuilder {
     key: string,
     namespace: string,
     targets: readonly PolicyPod[],
-    pods: Map<string, PodPolicy>,
+    out: Isolation[],
   ): void {
     const rules = (policy.spec.ingress ?? []).map((rule) => ({
       peers: this.rulePeers(rule.from, namespace),
@@ -271,27 +287,20 @@ class ModelBuilder {
       grants: new Map<string, Grant>(),
     }));
     for (const target of targets) {
-      const side = pods.get(podKey(target))?.ingress;
-      if (!side) continue;
-      side.isolated = true;
-      side.policies.push(key);
+      const grants: Grant[] = [];
       rules.forEach((rule, i) => {
         const ports = ModelBuilder.portSpans(rule.ports, target);
         if (ports.length === 0 || rule.peers.length === 0) return;
         const portsKey = spansKey(ports);
         let grant = rule.grants.get(portsKey);
         if (!grant) {
-          grant = {
-            policy: key,
-            rule: i,
-            id: `in|${key}|${i}|${portsKey}`,
-            peers: rule.peers,
-            ports,
-          };
+          const id = `in|${key}|${i}|${portsKey}`;
+          grant = { policy: key, rule: i, id, peers: rule.peers, ports };
           rule.grants.set(portsKey, grant);
         }
-        side.grants.push(grant);
+        grants.push(grant);
       });
+      out.push({ pod: podKey(target), direction: 'ingress', grants });
     }
   }
 
@@ -300,7 +309,7 @@ class ModelBuilder {
     key: string,
     namespace: string,
     targets: readonly PolicyPod[],
-    pods: Map<string, PodPolicy>,
+    out: Isolation[],
   ): void {
     // Computed once per policy: egress grants do not depend on the selected pod.
     const grants: Grant[] = [];
@@ -319,7 +328,7 @@ class ModelBuilder {
         const byPort = new Map<string, { ports: PortSpan[]; peers: IpPrefix[] }>();
         // Pod peers are the pods' own prefix objects; only CIDRs need a containment test.
         const named = new Set(peers);
-        const cidrs = peers.filter((p) => p.length < familyBits(p.address.family));
+        const cidrs = peers.filter((q) => q.length < familyBits(q.address.family));
         for (const pod of this.input.pods) {
           const spans = ModelBuilder.portSpans([port], pod);
           if (spans.length === 0) continue;
@@ -344,14 +353,177 @@ class ModelBuilder {
         }
       });
     });
-    for (const target of targets) {
-      const side = pods.get(podKey(target))?.egress;
-      if (!side) continue;
-      side.isolated = true;
-      side.policies.push(key);
-      side.grants.push(...grants);
-    }
+    for (const target of targets) out.push({ pod: podKey(target), direction: 'egress', grants });
   }
+}
+
+/** One policy's effect on one pod in one direction. */
+interface Isolation {
+  pod: string;
+  direction: 'ingress' | 'egress';
+  grants: Grant[];
+}
+
+/** One policy's effect on the model. */
+interface Contribution {
+  selected: string[];
+  isolations: Isolation[];
+}
+
+interface CachedPolicy {
+  text: string;
+  contribution: Contribution;
+  /** Selectors that decide which pods the policy depends on. */
+  dependsOn: { namespace: string; targets: LabelSelector | undefined; peers: PeerMatcher[] };
+  /**
+   * Egress rules with named ports depend on the container ports of the pods
+   * they reach: `any` when a rule reaches every address, else the ipBlocks
+   * whose pods they depend on (pod selector peers are in dependsOn).
+   */
+  namedEgress: 'any' | IpPrefix[];
+  namespaceSelectors: boolean;
+}
+
+interface PeerMatcher {
+  pods: LabelSelector | undefined;
+  /** Undefined: the policy's own namespace. */
+  namespaces: LabelSelector | undefined;
+}
+
+/**
+ * Keeps each policy's contribution between builds, so that one changed
+ * policy, pod or namespace costs the policies it touches rather than all
+ * of them. A policy is recomputed when its text changed, when a pod that
+ * changed (before or after) is one it selects or names as a peer, or when
+ * namespace labels changed and it has a namespace selector.
+ */
+export class PolicyModelCache {
+  #pods = new Map<string, { text: string; pod: PolicyPod }>();
+  #namespaces = new Map<string, string>();
+  #policies = new Map<string, CachedPolicy>();
+  #seen = new Set<string>();
+  #changedPods: PolicyPod[] = [];
+  #namespacesChanged = false;
+  #namespaceLabels: ReadonlyMap<string, Record<string, string>> = new Map();
+
+  /** Compares the input with the last build's; returns the lookup for reusable contributions. */
+  prepare(
+    input: PolicyInput,
+    namespaceLabels: ReadonlyMap<string, Record<string, string>>,
+  ): (policy: NetworkPolicy) => Contribution | undefined {
+    this.#namespaceLabels = namespaceLabels;
+    const pods = new Map<string, { text: string; pod: PolicyPod }>();
+    this.#changedPods = [];
+    for (const pod of input.pods) {
+      const key = podKey(pod);
+      const text = JSON.stringify([pod.labels, pod.ips, pod.containerPorts]);
+      pods.set(key, { text, pod });
+      const before = this.#pods.get(key);
+      if (before?.text !== text) {
+        this.#changedPods.push(pod);
+        if (before) this.#changedPods.push(before.pod);
+      }
+    }
+    for (const [key, before] of this.#pods) if (!pods.has(key)) this.#changedPods.push(before.pod);
+    this.#pods = pods;
+    const namespaces = new Map([...namespaceLabels].map(([n, l]) => [n, JSON.stringify(l)]));
+    this.#namespacesChanged =
+      namespaces.size !== this.#namespaces.size ||
+      [...namespaces].some(([n, text]) => this.#namespaces.get(n) !== text);
+    this.#namespaces = namespaces;
+    this.#seen.clear();
+    return (policy) => {
+      const cached = this.#policies.get(policyKey(policy));
+      if (!cached || cached.text !== policyText(policy) || this.#affects(cached)) return undefined;
+      return cached.contribution;
+    };
+  }
+
+  #affects(cached: CachedPolicy): boolean {
+    if (this.#namespacesChanged && cached.namespaceSelectors) return true;
+    if (this.#changedPods.length === 0) return false;
+    if (cached.namedEgress === 'any') return true;
+    const { namespace, targets, peers } = cached.dependsOn;
+    const cidrs = cached.namedEgress;
+    return this.#changedPods.some((pod) => {
+      if (pod.namespace === namespace && (!targets || matchesLabels(targets, pod.labels))) {
+        return true;
+      }
+      // Named egress ports resolve against the pods inside ipBlocks too.
+      for (const ip of pod.ips) {
+        const address = parseIp(ip);
+        if (address && cidrs.some((c) => prefixContains(c, address))) return true;
+      }
+      const labels = this.#namespaceLabels.get(pod.namespace) ?? {};
+      return peers.some(
+        (peer) =>
+          (peer.namespaces
+            ? matchesLabels(peer.namespaces, labels)
+            : pod.namespace === namespace) &&
+          (!peer.pods || matchesLabels(peer.pods, pod.labels)),
+      );
+    });
+  }
+
+  store(policy: NetworkPolicy, contribution: Contribution): void {
+    const key = policyKey(policy);
+    this.#seen.add(key);
+    const cached = this.#policies.get(key);
+    if (cached?.contribution === contribution) return;
+    const peers: PeerMatcher[] = [];
+    let namespaceSelectors = false;
+    for (const rule of [...(policy.spec.ingress ?? []), ...(policy.spec.egress ?? [])]) {
+      const list = 'from' in rule ? rule.from : 'to' in rule ? rule.to : undefined;
+      for (const peer of list ?? []) {
+        if (peer.ipBlock || (!peer.podSelector && !peer.namespaceSelector)) continue;
+        if (peer.namespaceSelector) namespaceSelectors = true;
+        peers.push({
+          pods: peer.podSelector ? compileSelector(peer.podSelector) : undefined,
+          namespaces: peer.namespaceSelector ? compileSelector(peer.namespaceSelector) : undefined,
+        });
+      }
+    }
+    let namedEgress: CachedPolicy['namedEgress'] = [];
+    for (const rule of policy.spec.egress ?? []) {
+      if (!(rule.ports ?? []).some((p) => typeof p.port === 'string')) continue;
+      if (namedEgress === 'any' || !rule.to || rule.to.length === 0) {
+        namedEgress = 'any';
+        continue;
+      }
+      for (const peer of rule.to) {
+        const cidr = peer.ipBlock ? parsePrefix(peer.ipBlock.cidr) : undefined;
+        if (cidr) namedEgress.push(cidr);
+      }
+    }
+    this.#policies.set(key, {
+      text: policyText(policy),
+      contribution,
+      dependsOn: {
+        namespace: policy.metadata.namespace ?? 'default',
+        targets: compileSelector(policy.spec.podSelector),
+        peers,
+      },
+      namedEgress,
+      namespaceSelectors,
+    });
+  }
+
+  /** Forgets policies the last build did not have. */
+  finish(): void {
+    for (const key of this.#policies.keys()) if (!this.#seen.has(key)) this.#policies.delete(key);
+  }
+}
+
+const policyTexts = new WeakMap<NetworkPolicy, string>();
+
+/** A policy's spec as text, to tell whether it changed; objects are not mutated once built. */
+function policyText(policy: NetworkPolicy): string {
+  let text = policyTexts.get(policy);
+  if (text === undefined) {
+    text = JSON.stringify(policy.spec);
+    policyTexts.set(policy, text);
+  }
+  return text;
 }
 
 function spansKey(spans: readonly PortSpan[]): string {
@@ -365,6 +537,6 @@ function dedupePrefixes(prefixes: readonly IpPrefix[]): IpPrefix[] {
 }
 
 /** Computes the model; inputs are trusted to have passed API validation, but bad values match nothing. */
-export function buildPolicyModel(input: PolicyInput): PolicyModel {
-  return new ModelBuilder(input).build();
+export function buildPolicyModel(input: PolicyInput, cache?: PolicyModelCache): PolicyModel {
+  return new ModelBuilder(input).build(cache);
 }

@@ -7,8 +7,8 @@
  * acknowledgement or the end of a dump. Messages the kernel sends on its own
  * (nflog's packets) are read with `receiveWaiting()`, which never blocks.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { type Libc, libc } from '../libc.js';
+import { closeSync } from 'node:fs';
+import { type Libc, inNetns, libc } from '../libc.js';
 import {
   type Attribute,
   type DecodedMessage,
@@ -28,7 +28,6 @@ const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_ROUTE = 0;
 /** nfnetlink: nf_tables, conntrack, nfqueue and nflog (linux/netlink.h). */
 export const NETLINK_NETFILTER = 12;
-const CLONE_NEWNET = 0x40000000;
 const MSG_DONTWAIT = 0x40;
 const EINTR = 4;
 const EAGAIN = 11;
@@ -110,39 +109,10 @@ export class NetlinkSocket {
   static async open(protocol: number, netns?: string): Promise<NetlinkSocket> {
     const c = await libc();
     if (!netns) return new NetlinkSocket(c, NetlinkSocket.#socket(c, protocol));
-    const home = openSync('/proc/thread-self/ns/net', 'r');
-    let target: number;
-    try {
-      target = openSync(netns, 'r');
-    } catch (error) {
-      closeSync(home);
-      throw error;
-    }
-    let fd = -1;
-    let failure: Error | undefined;
-    try {
-      if (c.setns(target, CLONE_NEWNET) !== 0) {
-        throw new NetlinkError(`entering ${netns}`, -c.errno());
-      }
-      try {
-        fd = NetlinkSocket.#socket(c, protocol);
-      } catch (error) {
-        failure = error as Error;
-      }
-      if (c.setns(home, CLONE_NEWNET) !== 0) {
-        // Staying in the pod's namespace would send every later step, the rollback
-        // included, to the wrong place: stop at once, as Go's netns.Do discards a
-        // thread it cannot switch back. GC cleans up what this call made.
-        const errno = c.errno();
-        writeSync(2, `strata: cannot return to the node's network namespace (errno ${errno})\n`);
-        c.exit(70);
-      }
-    } finally {
-      closeSync(target);
-      closeSync(home);
-    }
-    if (failure !== undefined) throw failure;
-    return new NetlinkSocket(c, fd);
+    return new NetlinkSocket(
+      c,
+      inNetns(c, netns, () => NetlinkSocket.#socket(c, protocol)),
+    );
   }
 
   static #socket(c: Libc, protocol: number): number {
