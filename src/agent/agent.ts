@@ -26,6 +26,7 @@ import { PodNamespaces } from './netns.js';
 import { NodeRegistration } from './node.js';
 import { type AgentOptions, type AgentSettings, resolveSettings } from './options.js';
 import { NetworkPolicyEnforcer } from './network-policy.js';
+import { type DropLog, policyDropLogGroup, startPolicyDropLog } from './policy-drops.js';
 import { NodeWatch } from './peers.js';
 import { PodManager } from './pods.js';
 import { applyPeerProgram, compilePeerProgram } from './routes.js';
@@ -140,6 +141,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   let peerNetwork: PeerNetwork | undefined;
   let pods: PodManager | undefined;
   let policy: NetworkPolicyEnforcer | undefined;
+  let dropLog: DropLog | undefined;
   const logRotation = new ContainerLogRotation(
     settings.podsDir,
     settings.containerLogs,
@@ -150,6 +152,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     logRotation.stop();
     peerNetwork?.stop();
     await pods?.stop();
+    dropLog?.stop();
     await policy?.stop();
     await nodes?.stop();
     registration.stop();
@@ -193,7 +196,12 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     // br_netfilter shows bridged pod-to-pod traffic to the inet hooks (per namespace, 1 by default).
     ensureSysctl('net.bridge.bridge-nf-call-iptables', '1');
     ensureSysctl('net.bridge.bridge-nf-call-ip6tables', '1');
-    const enforcer = new NetworkPolicyEnforcer({ client, nodeName: settings.nodeName, log });
+    const enforcer = new NetworkPolicyEnforcer({
+      client,
+      nodeName: settings.nodeName,
+      log,
+      logGroup: policyDropLogGroup,
+    });
     policy = enforcer;
     for (const { uid, record } of store.readAll()) {
       if (!record?.podIPs || record.terminal) continue;
@@ -208,6 +216,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     }
     await enforcer.start();
     log('NetworkPolicy enforced');
+    dropLog = await startPolicyDropLog(settings, enforcer);
     const manager = new PodManager({
       settings,
       client,

@@ -98,6 +98,8 @@ export class NetworkPolicyEnforcer {
   #running: Promise<void> | undefined;
   #dirty = false;
   #retry: NodeJS.Timeout | undefined;
+  /** Pod addresses of the last compilation, for naming the peers of logged drops. */
+  #owners = new Map<string, string>();
 
   constructor(private readonly options: NetworkPolicyOptions) {
     this.#nft = new NftRunner(options.log);
@@ -220,6 +222,9 @@ export class NetworkPolicyEnforcer {
       const pod = policyPod(local.pod, local.ips);
       if (pod) pods.push(pod);
     }
+    this.#owners = new Map(
+      pods.flatMap((p) => p.ips.map((ip) => [ip, `${p.namespace}/${p.name}`])),
+    );
     return {
       policies: i.policies.list().map(networkPolicy),
       pods,
@@ -247,6 +252,11 @@ export class NetworkPolicyEnforcer {
     const existing = await listTableObjects();
     await this.#nft.apply(renderPolicyRuleset(next, existing));
     this.#applied = next;
+  }
+
+  /** The pod (`namespace/name`) that has `ip`, as of the last compilation. */
+  podAt(ip: string): string | undefined {
+    return this.#owners.get(ip);
   }
 
   /** Stops watching; the rules stay in force for the next agent. */

@@ -17,6 +17,8 @@ import {
   resolveKind,
   targetOptions,
 } from './args.js';
+import { readDropCounters, policyDrops } from './policy-drops.js';
+import type { ClusterRecord } from '../cluster/state.js';
 import { connect, serverError } from './connect.js';
 import type { Io } from './io.js';
 import { type OutputFormat, printObjects, printTable } from './printers.js';
@@ -58,6 +60,7 @@ async function columnContext(
   resource: ResourceType,
   objects: readonly KubeObject[],
   output: Output | undefined,
+  record: ClusterRecord | undefined,
 ): Promise<ColumnContext> {
   if (output !== 'wide' || !isNetworkPolicy(resource) || objects.length === 0) return {};
   const namespaces = [...new Set(objects.map((p) => p.metadata.namespace ?? 'default'))];
@@ -72,7 +75,11 @@ async function columnContext(
     namespaces: [],
     nodes: [],
   });
-  return { selectedPods: buildPolicyModel(input).selected };
+  const counters = readDropCounters(record);
+  return {
+    selectedPods: buildPolicyModel(input).selected,
+    droppedPackets: (policy) => policyDrops(counters, policy),
+  };
 }
 
 /** Objects of one kind in the chosen format. */
@@ -112,7 +119,7 @@ export async function getCommand(argv: readonly string[], io: Io): Promise<numbe
   const parsed = objectArgs('get', positionals);
   const allNamespaces = values['all-namespaces'] ?? false;
   const namespaceFlag = values.namespace ?? 'default';
-  const { client } = connect(values);
+  const { client, record } = connect(values);
   try {
     if (!('refs' in parsed) && parsed.names.length === 0) {
       const { resource } = parsed;
@@ -121,7 +128,7 @@ export async function getCommand(argv: readonly string[], io: Io): Promise<numbe
         ...(values.selector === undefined ? {} : { labelSelector: values.selector }),
       });
       const objects = list.items.map((item) => typed(resource, item));
-      const context = await columnContext(client, resource, objects, output);
+      const context = await columnContext(client, resource, objects, output, record);
       io.out.write(
         render(resource, objects, output, {
           allNamespaces,
@@ -158,7 +165,7 @@ export async function getCommand(argv: readonly string[], io: Io): Promise<numbe
       const tables: string[] = [];
       for (const resource of kinds) {
         const objects = found.filter((f) => f.resource === resource).map((f) => f.object);
-        const context = await columnContext(client, resource, objects, output);
+        const context = await columnContext(client, resource, objects, output, record);
         tables.push(render(resource, objects, output, { ...options, context }));
       }
       io.out.write(tables.join('\n'));

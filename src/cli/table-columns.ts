@@ -21,6 +21,8 @@ export interface ColumnContext {
    * PolicyModel.selected, for `get networkpolicies -o wide`.
    */
   selectedPods?: ReadonlyMap<string, readonly string[]>;
+  /** Per NetworkPolicy, the packets dropped at the pods it isolates (every node's counters). */
+  droppedPackets?: (policy: string) => number;
 }
 
 /* Reading fields of objects whose spec and status are not typed here. */
@@ -421,7 +423,7 @@ function selectedPodsCell(policy: KubeObject, context: ColumnContext): string {
 function networkPolicyColumns(context: ColumnContext): KindColumns {
   return {
     headers: ['POD-SELECTOR', 'AGE'],
-    wideHeaders: ['POLICY-TYPES', 'SELECTED-PODS'],
+    wideHeaders: ['POLICY-TYPES', 'SELECTED-PODS', 'DROPPED'],
     row(policy, now) {
       const types = isFields(policy.spec) ? effectivePolicyTypes(networkPolicy(policy)) : [];
       return {
@@ -429,6 +431,9 @@ function networkPolicyColumns(context: ColumnContext): KindColumns {
         wideCells: [
           types.length > 0 ? types.join(',') : '<none>',
           selectedPodsCell(policy, context),
+          context.droppedPackets
+            ? String(context.droppedPackets(policyKey(networkPolicy(policy))))
+            : '<unknown>',
         ],
       };
     },

@@ -56,7 +56,10 @@ const hookChains: Record<string, string> = {
 };
 
 export interface CompileOptions {
-  /** NFLOG group that drops are logged to (rate-limited); no logging when absent. */
+  /**
+   * NFLOG group that drops are logged to (rate-limited), for pods of the
+   * namespaces the model marks as logged; no logging when absent.
+   */
   logGroup?: number;
 }
 
@@ -178,6 +181,7 @@ function podRules(
   direction: Direction,
   sets: Partial<Record<IpFamily, string>>,
   options: CompileOptions,
+  logged: boolean,
 ): string[] {
   const rules: string[] = [];
   const ingress = direction === 'ingress';
@@ -198,7 +202,7 @@ function podRules(
   for (const policy of pod[direction].policies) {
     rules.push(`counter name ${policyCounterName(policy, direction)}`);
   }
-  if (options.logGroup !== undefined) {
+  if (options.logGroup !== undefined && logged) {
     rules.push(
       `limit rate 100/second burst 50 packets log group ${options.logGroup} prefix ${quote(dropLogPrefix(direction, pod.key))}`,
     );
@@ -312,7 +316,8 @@ export function compilePolicyState(
         sets[f] = name;
       }
       const chain = podChain(pod, direction);
-      state.chains.set(chain, podRules(pod, direction, sets, options));
+      const logged = model.loggedNamespaces.has(pod.pod.namespace);
+      state.chains.set(chain, podRules(pod, direction, sets, options, logged));
       state.counters.add(podCounterName(pod.key, direction));
       for (const policy of side.policies) state.counters.add(policyCounterName(policy, direction));
       for (const ip of pod.pod.ips) {

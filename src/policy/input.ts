@@ -73,8 +73,16 @@ export function policyPod(pod: KubeObject, ips?: readonly string[]): PolicyPod |
   };
 }
 
+/** The namespace annotation that turns on drop logging for its pods, as Antrea's enable-np-logging. */
+export const logDropsAnnotation = 'strata.io/log-policy-drops';
+
 export function policyNamespace(namespace: KubeObject): PolicyNamespace {
-  return { name: namespace.metadata.name ?? '', labels: { ...(namespace.metadata.labels ?? {}) } };
+  const logDrops = namespace.metadata.annotations?.[logDropsAnnotation] === 'true';
+  return {
+    name: namespace.metadata.name ?? '',
+    labels: { ...(namespace.metadata.labels ?? {}) },
+    ...(logDrops ? { logDrops } : {}),
+  };
 }
 
 /** A Node's own addresses (status.addresses of type InternalIP or ExternalIP). */

@@ -89,6 +89,8 @@ export interface PolicyModel {
   nodes: Map<string, PolicyNode>;
   /** Per policy (`namespace/name`), the pods it selects: what `get networkpolicies -o wide` shows. */
   selected: Map<string, string[]>;
+  /** Namespaces whose pods' drops are logged. */
+  loggedNamespaces: ReadonlySet<string>;
 }
 
 export interface PolicyInput {
@@ -270,7 +272,12 @@ class ModelBuilder {
       }
     }
     cache?.finish();
-    return { pods, nodes: new Map(this.input.nodes.map((n) => [n.name, n])), selected };
+    return {
+      pods,
+      nodes: new Map(this.input.nodes.map((n) => [n.name, n])),
+      selected,
+      loggedNamespaces: new Set(this.input.namespaces.filter((n) => n.logDrops).map((n) => n.name)),
+    };
   }
 
   private addIngress(

@@ -70,6 +70,8 @@ export interface PolicyPod {
 export interface PolicyNamespace {
   name: string;
   labels: Record<string, string>;
+  /** Drops at this namespace's pods are logged (annotation strata.io/log-policy-drops: "true"). */
+  logDrops?: boolean;
 }
 
 export interface PolicyNode {

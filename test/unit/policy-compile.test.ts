@@ -195,8 +195,14 @@ describe('compilePolicyRuleset', () => {
     assert.equal([...shared.sets.keys()].filter((n) => n.endsWith('_in_v4')).length, 1);
   });
 
-  it('logs drops to NFLOG, rate-limited, with the pod in the prefix, when asked', () => {
-    const logged = compilePolicyRuleset(model, 'n1', { logGroup: 7 });
+  it('logs drops to NFLOG, rate-limited, with the pod in the prefix, for namespaces that ask', () => {
+    assert.ok(!compilePolicyRuleset(model, 'n1', { logGroup: 7 }).includes(' log group '));
+    const marked = namespaces.map((n) => (n.name === 'x' ? { ...n, logDrops: true } : n));
+    const logged = compilePolicyRuleset(
+      buildPolicyModel({ policies, pods, namespaces: marked, nodes }),
+      'n1',
+      { logGroup: 7 },
+    );
     assert.ok(
       logged.includes(
         `add rule ${T} ${podObjectName('x/a')}_in limit rate 100/second burst 50 packets log group 7 prefix "ingress x/a"`,
