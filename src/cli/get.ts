@@ -75,11 +75,11 @@ async function columnContext(
     namespaces: [],
     nodes: [],
   });
+  const selectedPods = buildPolicyModel(input).selected;
+  // Counters live in the nodes' namespaces: only a local cluster's record names them.
+  if (!record) return { selectedPods };
   const counters = readDropCounters(record);
-  return {
-    selectedPods: buildPolicyModel(input).selected,
-    droppedPackets: (policy) => policyDrops(counters, policy),
-  };
+  return { selectedPods, droppedPackets: (policy) => policyDrops(counters, policy) };
 }
 
 /** Objects of one kind in the chosen format. */
