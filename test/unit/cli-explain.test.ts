@@ -415,7 +415,7 @@ describe('against an API server: get networkpolicies -o wide, explain', () => {
     assert.deepEqual(row('x', 'lockdown')?.slice(4), ['Egress', 'locked', '<unknown>']);
     // Named, and without -o wide kubectl's columns only.
     const named = await cluster.run(['get', 'netpol/lockdown', '-n', 'x', '-o', 'wide']);
-    assert.match(named.stdout, /\nlockdown +app=locked +\S+ +Egress +locked\n$/);
+    assert.match(named.stdout, /\nlockdown +app=locked +\S+ +Egress +locked +<unknown>\n$/);
     const narrow = await cluster.run(['get', 'netpol', '-n', 'x']);
     assert.match(narrow.stdout, /^NAME +POD-SELECTOR +AGE\n/);
   });
