@@ -19,6 +19,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { clusterSkipReason } from '../support/cluster.js';
+import { sh } from '../support/netns.js';
 import { LiveCluster } from '../support/live-cluster.js';
 import { PolicyLab } from '../support/policy-cluster.js';
 import {
@@ -944,6 +945,76 @@ describe('NetworkPolicy truth table', { skip: clusterSkipReason() }, () => {
   for (const testCase of cases) {
     it(testCase.name, () => runCase(labOf(), testCase));
   }
+
+  // Upstream's validation (ValidateNetworkPolicy): each of these is refused by the API
+  // server with the field path, and the rules in force do not change.
+  it('refuses invalid policies with the field path and leaves the running rules alone', async () => {
+    const l = labOf();
+    await l.apply(denyIngress('x'));
+    await l.expectReachability('deny-ingress in x');
+    const nodes = [...new Set(l.world.pods.map((p) => p.node))].sort();
+    const ruleset = (): string[] =>
+      nodes.map((node) =>
+        sh('ip', [
+          'netns',
+          'exec',
+          l.cluster.nodeNetns(node),
+          'nft',
+          'list',
+          'table',
+          'inet',
+          'strata_policy',
+        ]).replace(/packets \d+ bytes \d+/g, ''),
+      );
+    const before = ruleset();
+    const spec = (ingress: unknown): string =>
+      `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: "y"}\n` +
+      `spec:\n  podSelector: {}\n  ingress: ${JSON.stringify(ingress)}\n`;
+    const bad: [string, string, string][] = [
+      [
+        'except outside cidr',
+        spec([{ from: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.1.0.0/24'] } }] }]),
+        'spec.ingress[0].from[0].ipBlock.except[0]',
+      ],
+      [
+        'endPort with a named port',
+        spec([{ ports: [{ port: 'serve-80-tcp', endPort: 81 }] }]),
+        'spec.ingress[0].ports[0].endPort',
+      ],
+      [
+        'endPort below port',
+        spec([{ ports: [{ port: 81, endPort: 80 }] }]),
+        'spec.ingress[0].ports[0].endPort',
+      ],
+      [
+        'unknown protocol',
+        spec([{ ports: [{ protocol: 'ICMP', port: 80 }] }]),
+        'spec.ingress[0].ports[0].protocol',
+      ],
+      [
+        'bad selector operator',
+        spec([
+          {
+            from: [
+              {
+                podSelector: { matchExpressions: [{ key: 'pod', operator: 'Is', values: ['a'] }] },
+              },
+            ],
+          },
+        ]),
+        'spec.ingress[0].from[0].podSelector.matchExpressions[0].operator',
+      ],
+    ];
+    for (const [what, yaml, field] of bad) {
+      const run = await l.cluster.run(['apply', '-f', '-'], yaml);
+      assert.notEqual(run.code, 0, `${what}: refused`);
+      assert.ok(run.stderr.includes(field), `${what}: names ${field}:\n${run.stderr}`);
+    }
+    const listed = await l.cluster.run(['get', 'networkpolicies', '-n', 'y', '-o', 'name']);
+    assert.equal(listed.stdout.trim(), '', 'no bad policy was stored');
+    assert.deepEqual(ruleset(), before, 'the nftables rules are as they were');
+    await l.expectReachability('deny-ingress in x, after the refused policies');
+  });
 
   // "traffic to and from the node where a Pod is running is always allowed"; "(Pods cannot
   // currently block localhost access, nor do they have the ability to block access from
