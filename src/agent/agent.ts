@@ -6,8 +6,10 @@
  * advertises), the Node registered with its Ready heartbeat, every Node
  * watched, this node's pod CIDR awaited, the conflist written (unless
  * --cni-conf-dir names one to use instead), routes and masquerade to the
- * peers kept in step with the Node watch, and finally the pods: reconciled
- * from the state directory, then watched, their logs rotated. Before all of
+ * peers kept in step with the Node watch, NetworkPolicy enforced (the
+ * table made whole once every watch has listed, network-policy.ts), and
+ * finally the pods: reconciled from the state directory, then watched,
+ * their logs rotated. Before all of
  * that, while nothing waits yet, it settles where pod namespace names are
  * published (netns.ts): that must not depend on the launcher still being
  * there.

@@ -59,7 +59,7 @@ function relevantView(kind: keyof typeof resources, object: KubeObject): string 
     case 'pods':
       return JSON.stringify(policyPod(object) ?? null);
     case 'namespaces':
-      return JSON.stringify(object.metadata.labels ?? {});
+      return JSON.stringify(policyNamespace(object));
     case 'nodes':
       return JSON.stringify(policyNode(object).ips);
   }
