@@ -1030,17 +1030,7 @@ describe('NetworkPolicy truth table', { skip: clusterSkipReason() }, () => {
     const deadline = Date.now() + 10_000;
     for (;;) {
       round += 1;
-      const targets = (sourcePortBase: number): ProbeTarget[] =>
-        l.world.pods.flatMap((to, i) =>
-          probePorts.map((port, j) => ({
-            key: `${podKey(to)}|${portLabel(port)}`,
-            ip: to.ip,
-            port: port.port,
-            protocol: port.protocol,
-            expect: podKey(to),
-            sourcePort: port.protocol === 'UDP' ? sourcePortBase + i * 2 + (j % 2) : 0,
-          })),
-        );
+      const targets = (sourcePortBase: number): ProbeTarget[] => l.probeTargets(sourcePortBase);
       // UDP source ports 30000-32767, apart from the matrix rounds' (see policy-prober.ts).
       const base = 30_000 + (round % 20) * 48;
       const fromNodes = await Promise.all(

@@ -290,6 +290,20 @@ export class PolicyLab {
     this.world.pods.sort((a, b) => podKey(a).localeCompare(podKey(b)));
   }
 
+  /** Every pod on every probe port; UDP probes get source ports from `sourcePortBase` on. */
+  probeTargets(sourcePortBase: number): ProbeTarget[] {
+    return this.world.pods.flatMap((to, i) =>
+      probePorts.map((port, j): ProbeTarget => ({
+        key: `${podKey(to)}|${portLabel(port)}`,
+        ip: to.ip,
+        port: port.port,
+        protocol: port.protocol,
+        expect: podKey(to),
+        sourcePort: port.protocol === 'UDP' ? sourcePortBase + i * 2 + (j % 2) : 0,
+      })),
+    );
+  }
+
   /** `strata apply -f -` of the policies; the lab now judges with them. */
   async apply(...policies: NetworkPolicy[]): Promise<void> {
     // YAML 1.1 quoting, as kubectl reads YAML: unquoted `y` (namespace y) would be a boolean.
@@ -418,16 +432,7 @@ export class PolicyLab {
     const pods = this.world.pods;
     const outcomes = await Promise.all(
       pods.map(async (from) => {
-        const targets = pods.flatMap((to, i) =>
-          probePorts.map((port, j): ProbeTarget => ({
-            key: `${podKey(to)}|${portLabel(port)}`,
-            ip: to.ip,
-            port: port.port,
-            protocol: port.protocol,
-            expect: podKey(to),
-            sourcePort: port.protocol === 'UDP' ? sourcePortBase + i * 2 + (j % 2) : 0,
-          })),
-        );
+        const targets = this.probeTargets(sourcePortBase);
         const results = await this.probeFrom(this.podNetns(podKey(from)), targets);
         return results.map((outcome) => ({ from: podKey(from), outcome }));
       }),
