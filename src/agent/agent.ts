@@ -31,6 +31,7 @@ import { NetworkPolicyEnforcer } from './network-policy.js';
 import { type DropLog, policyDropLogGroup, startPolicyDropLog } from './policy-drops.js';
 import { NodeWatch } from './peers.js';
 import { PodManager } from './pods.js';
+import { ServiceProxy } from './service-proxy.js';
 import { applyPeerProgram, compilePeerProgram } from './routes.js';
 import { PodNetwork } from './sandbox.js';
 import { PodStateStore } from './state.js';
@@ -101,7 +102,7 @@ class PeerNetwork {
   }
 
   async #sync(): Promise<void> {
-    const { backend, nodeInterface, clusterCidr, log } = this.settings;
+    const { backend, nodeInterface, clusterCidr, serviceCidr, log } = this.settings;
     const podCidr = formatPrefix(this.#podCidr as IpPrefix);
     const own = this.nodes.ownPodCidr();
     if (own && formatPrefix(own) !== podCidr) {
@@ -112,7 +113,12 @@ class PeerNetwork {
     const peers = this.nodes.peers();
     const changes = await applyPeerProgram(
       backend,
-      compilePeerProgram(backend, peers, nodeInterface),
+      compilePeerProgram(
+        backend,
+        peers,
+        nodeInterface,
+        serviceCidr ? formatPrefix(serviceCidr) : undefined,
+      ),
     );
     for (const line of changes) log(`routes: ${line}`);
     const cluster = peers.map((p) => p.podCidr);
@@ -134,8 +140,8 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   const settings = resolveSettings(options);
   const signal = options.signal;
   const log = settings.log;
-  const nsenter = findExecutable('nsenter', process.env.PATH || baseEnvironment.PATH || '', '/');
-  if (!nsenter) throw new Error('Cannot run pods: nsenter (util-linux) is not in PATH');
+  const ip = findExecutable('ip', process.env.PATH || baseEnvironment.PATH || '', '/');
+  if (!ip) throw new Error('Cannot run pods: ip (iproute2) is not in PATH');
   const namespaces = PodNamespaces.open(log);
   const client = new ApiClient(settings.api);
   const registration = new NodeRegistration(client, settings);
@@ -144,6 +150,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   let pods: PodManager | undefined;
   let policy: NetworkPolicyEnforcer | undefined;
   let dropLog: DropLog | undefined;
+  let services: ServiceProxy | undefined;
   const logRotation = new ContainerLogRotation(
     settings.podsDir,
     settings.containerLogs,
@@ -155,6 +162,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     peerNetwork?.stop();
     await pods?.stop();
     dropLog?.stop();
+    await services?.stop();
     await policy?.stop();
     await nodes?.stop();
     registration.stop();
@@ -219,12 +227,24 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     await enforcer.start();
     log('NetworkPolicy enforced');
     dropLog = await startPolicyDropLog(settings, enforcer);
+    // Service virtual IPs (and cluster DNS behind one) work before any pod starts.
+    const proxy = new ServiceProxy({
+      client,
+      node: {
+        name: settings.nodeName,
+        clusterCidrs: settings.clusterCidr ? [formatPrefix(settings.clusterCidr)] : [],
+      },
+      log,
+    });
+    services = proxy;
+    await proxy.start();
+    log('Services programmed');
     const manager = new PodManager({
       settings,
       client,
       network,
       store,
-      nsenter,
+      ip,
       policy: enforcer,
     });
     pods = manager;

@@ -1,6 +1,7 @@
 /**
  * One container of a pod: a process started in the pod's network namespace
- * (`nsenter --net=/run/netns/<pod>`), in a session of its own so signals
+ * (`ip netns exec <pod>`, which also binds the pod's /etc/netns/<pod>/resolv.conf
+ * over /etc/resolv.conf in a mount namespace of its own), in a session of its own so signals
  * reach everything it forks, with stdout and stderr appended to
  * `pods/<uid>/<container>.log`. It is restarted per the pod's
  * restartPolicy with kubelet's back-off (launch.ts), probed (probes.ts),
@@ -43,9 +44,12 @@ export interface ContainerContext {
   facts: PodFacts;
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
-  netnsPath: string;
-  /** nsenter's absolute path: the container's PATH may not lead to it. */
-  nsenter: string;
+  /**
+   * The command prefix that runs a program inside the pod's network
+   * namespace with its /etc/netns files (`ip netns exec <name>`; `ip` by
+   * absolute path: the container's PATH may not lead to it).
+   */
+  enter: readonly string[];
   logPath: string;
   log: (line: string) => void;
   /** Something a status or the record shows changed. */
@@ -231,8 +235,8 @@ export class ContainerRunner {
     let child;
     try {
       child = spawn(
-        this.ctx.nsenter,
-        [`--net=${this.ctx.netnsPath}`, '--', file, ...plan.argv.slice(1)],
+        this.ctx.enter[0] ?? 'ip',
+        [...this.ctx.enter.slice(1), file, ...plan.argv.slice(1)],
         { cwd: plan.workingDir, env: plan.env, stdio: ['ignore', log, log], detached: true },
       );
     } finally {
@@ -319,8 +323,7 @@ export class ContainerRunner {
   #startProbes(plan: LaunchPlan, adopted = false): void {
     const target: ProbeTarget = {
       podIP: this.ctx.facts.podIP,
-      netnsPath: this.ctx.netnsPath,
-      nsenter: this.ctx.nsenter,
+      enter: this.ctx.enter,
       env: plan.env,
       workingDir: plan.workingDir,
       ports: this.spec.ports,

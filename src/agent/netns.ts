@@ -23,6 +23,9 @@
  */
 import {
   closeSync,
+  mkdirSync,
+  renameSync,
+  writeFileSync,
   openSync,
   readFileSync,
   readdirSync,
@@ -42,6 +45,25 @@ export function podNetnsName(cluster: string, uid: string): string {
 
 export function netnsPath(name: string): string {
   return `${netnsDir}/${name}`;
+}
+
+/** Files `ip netns exec <name>` binds over /etc (iproute2's NETNS_ETC_DIR). */
+export const netnsEtcDir = '/etc/netns';
+
+/**
+ * Writes the pod's /etc/netns/<name>/resolv.conf, or removes the pod's
+ * directory there when it should see the node's own (text undefined).
+ */
+export function writePodResolvConf(name: string, text: string | undefined): void {
+  const dir = `${netnsEtcDir}/${name}`;
+  if (text === undefined) {
+    rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}/resolv.conf`;
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
 }
 
 function mountNamespaceOf(pid: number | 'self'): string | undefined {
@@ -210,6 +232,7 @@ export class PodNamespaces {
   async remove(name: string): Promise<void> {
     if (this.exists(name)) await this.#ip(['netns', 'del', name]);
     else rmSync(netnsPath(name), { force: true });
+    writePodResolvConf(name, undefined);
   }
 
   /** The pids of the processes inside the namespace. */

@@ -35,6 +35,7 @@ import {
 } from '../policy/compile.js';
 import { policyNamespace, policyNode, policyPod, networkPolicy } from '../policy/input.js';
 import type { PolicyPod } from '../policy/types.js';
+import { SerialRuns } from './serial-runs.js';
 
 const resources = {
   policies: resourceForKind('networking.k8s.io/v1', 'NetworkPolicy') as ResourceType,
@@ -95,8 +96,7 @@ export class NetworkPolicyEnforcer {
   #applied: PolicyState | undefined;
   #started = false;
   #stopped = false;
-  #running: Promise<void> | undefined;
-  #dirty = false;
+  readonly #runs = new SerialRuns(() => this.#sync());
   #retry: NodeJS.Timeout | undefined;
   /** Pod addresses of the last compilation, for naming the peers of logged drops. */
   #owners = new Map<string, string>();
@@ -177,25 +177,7 @@ export class NetworkPolicyEnforcer {
    */
   schedule(strict = false): Promise<void> {
     if (!this.#started || this.#stopped) return Promise.resolve();
-    this.#dirty = true;
-    const wait = (async () => {
-      while (this.#dirty && !this.#stopped) {
-        if (this.#running) {
-          await this.#running.catch(() => undefined);
-          continue;
-        }
-        this.#dirty = false;
-        const run = this.#sync();
-        this.#running = run;
-        try {
-          await run;
-        } finally {
-          this.#running = undefined;
-        }
-      }
-      // Another caller took the change this call asked for: its run started after this call.
-      if (this.#running) await this.#running;
-    })();
+    const wait = this.#runs.request();
     if (strict) return wait;
     return wait.catch((error: unknown) => {
       this.options.log(`NetworkPolicy: applying the rules failed: ${messageChain(error)}`);
@@ -263,7 +245,7 @@ export class NetworkPolicyEnforcer {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retry);
-    await this.#running?.catch(() => undefined);
+    await this.#runs.stop();
     await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
     await this.#nft.close();
   }

@@ -30,6 +30,12 @@ export interface AgentOptions {
   cniConfDir?: string;
   /** Destinations never masqueraded besides every node's pod CIDR (the cluster CIDR, when known). */
   clusterCidr?: string;
+  /** The Services' virtual address range: routed out of the node's link, so the node's own traffic reaches the NAT rules. */
+  serviceCidr?: string;
+  /** The cluster DNS server(s) pods get in resolv.conf (kubelet's --cluster-dns); none when unset. */
+  clusterDns?: readonly string[];
+  /** The cluster's DNS domain (kubelet's --cluster-domain); `cluster.local` when unset. */
+  clusterDomain?: string;
   /** The underlay link of the node; `eth0` when unset. */
   nodeInterface?: string;
   /** How often the Ready condition is refreshed; 10 s (kubelet's nodeStatusUpdateFrequency). */
@@ -61,6 +67,9 @@ export interface AgentSettings {
   /** The agent writes its own conflist into netDir (false with --cni-conf-dir). */
   writesConflist: boolean;
   clusterCidr?: IpPrefix;
+  serviceCidr?: IpPrefix;
+  clusterDns: readonly string[];
+  clusterDomain: string;
   nodeInterface: string;
   heartbeatIntervalMs: number;
   housekeepingIntervalMs: number;
@@ -128,6 +137,29 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
       );
     }
   }
+  let serviceCidr: IpPrefix | undefined;
+  if (options.serviceCidr !== undefined) {
+    serviceCidr = parsePrefix(options.serviceCidr);
+    if (serviceCidr?.address.family !== 4) {
+      throw new AgentUsageError(
+        `--service-cidr must be an IPv4 CIDR: got ${JSON.stringify(options.serviceCidr)}`,
+      );
+    }
+  }
+  const clusterDns = options.clusterDns ?? [];
+  for (const server of clusterDns) {
+    if (parseIp(server) === undefined) {
+      throw new AgentUsageError(
+        `--cluster-dns must be an IP address: got ${JSON.stringify(server)}`,
+      );
+    }
+  }
+  const clusterDomain = options.clusterDomain ?? 'cluster.local';
+  if (!nodeNamePattern.test(clusterDomain) || clusterDomain.length > 253) {
+    throw new AgentUsageError(
+      `--cluster-domain must be a DNS-1123 subdomain: got ${JSON.stringify(clusterDomain)}`,
+    );
+  }
   if (stateDir === '') throw new AgentUsageError('--state-dir must not be empty');
   if (options.cniConfDir === '') throw new AgentUsageError('--cni-conf-dir must not be empty');
   const logMaxBytes = options.containerLogMaxBytes ?? 10 * 1024 * 1024;
@@ -162,6 +194,9 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
       : [bundledCniBinDir, '/opt/cni/bin'],
     writesConflist: options.cniConfDir === undefined,
     clusterCidr,
+    serviceCidr,
+    clusterDns,
+    clusterDomain,
     nodeInterface: options.nodeInterface ?? 'eth0',
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
     housekeepingIntervalMs: options.housekeepingIntervalMs ?? 30_000,
@@ -178,11 +213,14 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
 
 export const agentUsage = `Usage: strata agent --state-dir DIR --api SOCKET --node NAME --node-ip IP --backend host-gw|vxlan
                     [--cluster NAME] [--cni-bin-dir DIR]... [--cni-conf-dir DIR]
-                    [--cluster-cidr CIDR] [--container-log-max-size SIZE]
+                    [--cluster-cidr CIDR] [--service-cidr CIDR] [--cluster-dns IP]...
+                    [--cluster-domain DOMAIN] [--container-log-max-size SIZE]
                     [--container-log-max-files N] [--container-log-monitor-interval DURATION]
 
 Runs the node agent inside the node's network namespace: registers the Node, runs the
-pods bound to it (network namespace, CNI, processes), and routes to other nodes' pods.
+pods bound to it (network namespace, CNI, processes), routes to other nodes' pods, and
+programs NetworkPolicy and Service virtual IPs in nftables. Pods get a resolv.conf naming
+--cluster-dns with the search path of --cluster-domain (cluster.local).
 Container logs are rotated past --container-log-max-size (10Mi; bytes, or Ki, Mi, Gi),
 keeping --container-log-max-files files each (3), checked every
 --container-log-monitor-interval (10s; ms, s or m).
@@ -224,6 +262,9 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
         'cni-bin-dir': { type: 'string', multiple: true },
         'cni-conf-dir': { type: 'string' },
         'cluster-cidr': { type: 'string' },
+        'service-cidr': { type: 'string' },
+        'cluster-dns': { type: 'string', multiple: true },
+        'cluster-domain': { type: 'string' },
         'container-log-max-size': { type: 'string' },
         'container-log-max-files': { type: 'string' },
         'container-log-monitor-interval': { type: 'string' },
@@ -263,6 +304,9 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     cniBinDirs: Array.isArray(binDirs) ? binDirs : undefined,
     cniConfDir: optional('cni-conf-dir'),
     clusterCidr: optional('cluster-cidr'),
+    serviceCidr: optional('service-cidr'),
+    clusterDns: Array.isArray(values['cluster-dns']) ? values['cluster-dns'] : undefined,
+    clusterDomain: optional('cluster-domain'),
     containerLogMaxBytes: converted('container-log-max-size', parseSize, 'a size (10Mi, 512Ki)'),
     containerLogMaxFiles: converted(
       'container-log-max-files',

@@ -16,13 +16,15 @@
  * gracePeriodSeconds=0, or gone without an event) is killed at once —
  * nothing waits for it any more, and its name may already be reused.
  */
+import { readFileSync } from 'node:fs';
 import { resourceForKind } from '../api/registry.js';
 import type { KubeObject, ResourceType } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
 import { type ApiClient, isConflict, isInvalid, isNotFound } from '../client/index.js';
 import { type ContainerContext, ContainerRunner } from './containers.js';
 import { containersOf } from './launch.js';
-import { netnsPath, podNetnsName } from './netns.js';
+import { podNetnsName, writePodResolvConf } from './netns.js';
+import { formatResolvConf, podResolvConf } from './resolv-conf.js';
 import { timestamp } from '../api/time.js';
 import type { AgentSettings } from './options.js';
 import { readProcessStat } from './processes.js';
@@ -37,8 +39,8 @@ export interface PodWorkerContext {
   client: ApiClient;
   network: PodNetwork;
   store: PodStateStore;
-  /** nsenter's absolute path. */
-  nsenter: string;
+  /** `ip`'s absolute path: containers start under `ip netns exec`. */
+  ip: string;
   /** The worker is done: the pod is gone from the node. */
   onFinished: (uid: string) => void;
   /** NetworkPolicy enforcement (network-policy.ts): told of the pod's addresses before its containers start. */
@@ -214,8 +216,7 @@ export class PodWorker {
       },
       restartPolicy: restartPolicyOf(this.#pod),
       terminationGracePeriodSeconds: typeof grace === 'number' ? grace : 30,
-      netnsPath: netnsPath(this.#record.netns),
-      nsenter: this.ctx.nsenter,
+      enter: [this.ctx.ip, 'netns', 'exec', this.#record.netns],
       logPath: this.ctx.store.logPath(this.uid, ''),
       log: (line) => {
         this.#log(line);
@@ -255,6 +256,10 @@ export class PodWorker {
       if (!this.#adopting) await this.#sendStatus();
       const before = this.#record.podIPs?.join(' ');
       this.#record.podIPs = await this.ctx.network.setUp(this.identity, this.#record.netns);
+      const resolv = podResolvConf(this.#pod, this.ctx.settings, () =>
+        readFileSync('/etc/resolv.conf', 'utf8'),
+      );
+      writePodResolvConf(this.#record.netns, resolv && formatResolvConf(resolv));
       this.#sandboxReady = true;
       if (before !== undefined && before !== this.#record.podIPs.join(' ')) {
         // A new attachment (the old namespace was gone): containers start again with the new address.

@@ -31,7 +31,8 @@ export interface PodManagerOptions {
   client: ApiClient;
   network: PodNetwork;
   store: PodStateStore;
-  nsenter: string;
+  /** `ip`'s absolute path (PodWorkerContext.ip). */
+  ip: string;
   policy?: PodPolicyHooks & { forget(uid: string): void };
 }
 
@@ -48,7 +49,7 @@ export class PodManager {
       client: options.client,
       network: options.network,
       store: options.store,
-      nsenter: options.nsenter,
+      ip: options.ip,
       ...(options.policy ? { policy: options.policy } : {}),
       onFinished: (uid) => {
         this.#workers.delete(uid);

@@ -18,8 +18,8 @@ export type ProbeResult = 'success' | 'failure' | 'unknown';
 
 export interface ProbeTarget {
   podIP: string;
-  netnsPath: string;
-  nsenter: string;
+  /** The command prefix that runs a program in the pod's network namespace (ContainerContext.enter). */
+  enter: readonly string[];
   env: Record<string, string>;
   workingDir: string;
   ports: ContainerSpec['ports'];
@@ -109,7 +109,7 @@ function execProbe(
   timeoutMs: number,
 ): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(target.nsenter, [`--net=${target.netnsPath}`, '--', ...command], {
+    const child = spawn(target.enter[0] ?? 'ip', [...target.enter.slice(1), ...command], {
       env: target.env,
       cwd: target.workingDir,
       stdio: 'ignore',

@@ -3,6 +3,9 @@
  *
  * - host-gw: `<peer pod CIDR> via <peer InternalIP> dev eth0`: the underlay
  *   carries pod addresses as they are (Flannel's host-gw backend).
+ * - the service CIDR out of the node's link (`<service CIDR> dev eth0`), so
+ *   the node's own connections to a cluster IP find a route; nat output
+ *   then DNATs them to an endpoint.
  * - vxlan: Flannel's vxlan layout: `<peer pod CIDR> via <peer CIDR's first
  *   address> dev vxlan0 onlink`, a permanent neighbour entry mapping that
  *   address to the peer's VTEP MAC, and an FDB entry sending that MAC to
@@ -27,6 +30,7 @@ export const routeProtocol = 83;
 
 export interface RouteEntry {
   dst: string;
+  /** The gateway; '' for a route straight out of the link. */
   via: string;
   dev: string;
   onlink: boolean;
@@ -53,27 +57,38 @@ export function compilePeerProgram(
   backend: Backend,
   peers: readonly Peer[],
   nodeInterface: string,
+  serviceCidr?: string,
 ): PeerProgram {
+  // The node's own connections to a Service need a route before nat output can DNAT them.
+  const services: RouteEntry[] = serviceCidr
+    ? [{ dst: serviceCidr, via: '', dev: nodeInterface, onlink: false }]
+    : [];
   if (backend === 'host-gw') {
     return {
-      routes: peers.map((p) => ({
-        dst: p.podCidr,
-        via: p.nodeIp,
-        dev: nodeInterface,
-        onlink: false,
-      })),
+      routes: [
+        ...peers.map((p) => ({
+          dst: p.podCidr,
+          via: p.nodeIp,
+          dev: nodeInterface,
+          onlink: false,
+        })),
+        ...services,
+      ],
       neighbours: [],
       fdb: [],
     };
   }
   const reachable = peers.filter((p) => p.vxlanMac !== undefined);
   return {
-    routes: reachable.map((p) => ({
-      dst: p.podCidr,
-      via: p.podNetwork,
-      dev: vxlanDevice,
-      onlink: true,
-    })),
+    routes: [
+      ...reachable.map((p) => ({
+        dst: p.podCidr,
+        via: p.podNetwork,
+        dev: vxlanDevice,
+        onlink: true,
+      })),
+      ...services,
+    ],
     neighbours: reachable.map((p) => ({ ip: p.podNetwork, mac: p.vxlanMac ?? '' })),
     fdb: reachable.map((p) => ({ mac: p.vxlanMac ?? '', dst: p.nodeIp })),
   };
@@ -94,7 +109,8 @@ const neighbourKey = (n: NeighbourEntry): string => `${n.ip} ${n.mac}`;
 const fdbKey = (f: FdbEntry): string => `${f.mac} ${f.dst}`;
 
 function routeLine(verb: 'replace' | 'del', r: RouteEntry): string {
-  return `route ${verb} ${r.dst} via ${r.via} dev ${r.dev}${r.onlink ? ' onlink' : ''} proto ${routeProtocol}`;
+  const via = r.via === '' ? '' : ` via ${r.via}`;
+  return `route ${verb} ${r.dst}${via} dev ${r.dev}${r.onlink ? ' onlink' : ''} proto ${routeProtocol}`;
 }
 
 /** Pure: the commands that bring the kernel from `current` to `desired`. */

@@ -1,6 +1,7 @@
 /** What every request handler works with. */
 import type { Store } from '../store/store.js';
 import type { NamespaceLifecycle } from './namespaces.js';
+import type { NodePorts } from './node-ports.js';
 import type { ServiceIps } from './service-ips.js';
 
 export interface WatchSettings {
@@ -18,6 +19,8 @@ export interface ApiContext {
   watch: WatchSettings;
   /** Cluster IP allocation, when the server was given a service CIDR. */
   serviceIps?: ServiceIps;
+  /** Node port allocation for NodePort Services, from the node port range. */
+  nodePorts: NodePorts;
   /** Ends every open watch stream (on shutdown). */
   openWatches: Set<() => void>;
 }

@@ -2,7 +2,8 @@
  * POST to a collection: create (handlers/create.go + rest.BeforeCreate).
  * Order as upstream: the envelope, the namespace's lifecycle, the system
  * fields and a generated name, defaults, validation, a Service's cluster
- * IPs (with a service CIDR: service-ips.ts), then the write.
+ * IPs (with a service CIDR: service-ips.ts) and node ports (node-ports.ts),
+ * then the write.
  */
 import type { KubeObject, ResourceType } from '../api/types.js';
 import type { ApiContext } from './context.js';
@@ -26,12 +27,16 @@ export async function handleCreate(
     throw internalError('resourceVersion should not be set on objects to be created');
   }
   const store = async (o: KubeObject): Promise<KubeObject> => {
-    // Cluster IPs last, once the object is valid, and freed if it is not stored.
-    const reservation = isService(resource) ? ctx.serviceIps?.allocate(o) : undefined;
+    // Cluster IPs and node ports last, once the object is valid, and freed if it is not stored.
+    const reservations: { release(): void }[] = [];
     try {
+      if (isService(resource)) {
+        if (ctx.serviceIps) reservations.push(ctx.serviceIps.allocate(o));
+        reservations.push(ctx.nodePorts.allocate(o));
+      }
       return await createObject(ctx.store, resource, o);
     } catch (error) {
-      reservation?.release();
+      for (const reservation of reservations) reservation.release();
       throw error;
     }
   };

@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import type { ApiContext, WatchSettings } from './context.js';
 import { dispatch } from './dispatch.js';
 import { NamespaceLifecycle, ensureNamespaces } from './namespaces.js';
+import { NodePorts, type PortRange } from './node-ports.js';
 import { ServiceIps } from './service-ips.js';
 
 export type ListenAddress = { host: string; port: number } | { socketPath: string };
@@ -26,6 +27,13 @@ export interface ApiServerOptions {
    * Without it the server assigns none (the controller's allocator may).
    */
   serviceCidr?: string;
+  /**
+   * The node port range, as kube-apiserver's --service-node-port-range
+   * (default 30000-32767): NodePort Services get their node ports from it at
+   * creation and on update, and a nodePort outside it is refused
+   * (node-ports.ts).
+   */
+  serviceNodePortRange?: PortRange;
 }
 
 export interface RunningApiServer {
@@ -83,15 +91,23 @@ async function listen(server: Server, address: ListenAddress): Promise<string> {
 export async function startApiServer(options: ApiServerOptions): Promise<RunningApiServer> {
   const { store, serviceCidr } = options;
   await ensureNamespaces(store, initialNamespaces);
-  const serviceIps =
-    serviceCidr === undefined || serviceCidr === ''
-      ? undefined
-      : await ServiceIps.start(store, serviceCidr);
+  const nodePorts = await NodePorts.start(store, options.serviceNodePortRange);
+  let serviceIps: ServiceIps | undefined;
+  try {
+    serviceIps =
+      serviceCidr === undefined || serviceCidr === ''
+        ? undefined
+        : await ServiceIps.start(store, serviceCidr);
+  } catch (error) {
+    nodePorts.close();
+    throw error;
+  }
   const ctx: ApiContext = {
     store,
     namespaces: new NamespaceLifecycle(store),
     watch: { ...defaultWatchSettings, ...options.watch },
     serviceIps,
+    nodePorts,
     openWatches: new Set(),
   };
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
@@ -102,6 +118,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     url = await listen(server, options.listen);
   } catch (error) {
     serviceIps?.close();
+    nodePorts.close();
     throw error;
   }
   let closing: Promise<void> | undefined;
@@ -111,6 +128,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       closing ??= new Promise<void>((resolve, reject) => {
         for (const stop of [...ctx.openWatches]) stop();
         serviceIps?.close();
+        nodePorts.close();
         // Connections go as soon as they are idle (ended watches included);
         // requests still in flight get a second to finish.
         const sweep = setInterval(() => {

@@ -8,6 +8,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { type KubeObject, type ResourceType, apiVersionOf } from '../api/types.js';
 import { isJsonObject, jsonEqual } from './json-value.js';
+import { keepNodePorts } from './node-ports.js';
 import { badRequest } from './status.js';
 
 import { timestamp } from '../api/time.js';
@@ -154,13 +155,15 @@ function isUnset(value: unknown): boolean {
  * patchAllocatedValues: an update of a Service that leaves out its cluster
  * IPs keeps the ones it has, and then the families they are of, as
  * upstream (kubectl replace and apply send what the user wrote, without
- * what the server allocated).
+ * what the server allocated); its node ports likewise, or they are cleared
+ * when it stops being a NodePort Service (node-ports.ts).
  */
 function keepAllocatedValues(next: KubeObject, current: KubeObject): void {
   const was = current.spec;
   if (!isJsonObject(next.spec) || !isJsonObject(was) || next.spec.type === 'ExternalName') return;
   const spec = { ...next.spec };
   next.spec = spec;
+  keepNodePorts(spec, was);
   for (const field of ['clusterIP', 'clusterIPs']) {
     if (isUnset(spec[field]) && !isUnset(was[field])) spec[field] = was[field];
   }

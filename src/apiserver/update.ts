@@ -9,6 +9,7 @@
 import type { KubeObject, ResourceType } from '../api/types.js';
 import type { ApiContext } from './context.js';
 import { conflict, invalid } from './status.js';
+import { type PortReservation, nodePorts } from './node-ports.js';
 import { type Reservation, clusterIps, isService } from './service-ips.js';
 import { guaranteedUpdate } from './storage.js';
 import {
@@ -38,6 +39,7 @@ export async function updateObject(
 ): Promise<KubeObject> {
   const { resource, namespace, name } = target;
   const reservations: Reservation[] = [];
+  const portReservations: PortReservation[] = [];
   const update = guaranteedUpdate(ctx.store, resource, namespace, name, (current) => {
     const object = admitObject(incoming(current), resource, { namespace, name });
     const expected = parseResourceVersion(object.metadata.resourceVersion);
@@ -52,8 +54,12 @@ export async function updateObject(
     const errors = resource.validate(next, current);
     if (errors.length > 0) throw invalid(resource, name, errors);
     if (finalizersDone(next)) return 'delete';
-    if (ctx.serviceIps && isService(resource)) {
-      reservations.push(ctx.serviceIps.reserveAdded(next, current));
+    if (isService(resource)) {
+      if (ctx.serviceIps) reservations.push(ctx.serviceIps.reserveAdded(next, current));
+      // A /status write keeps the spec as it is: no node ports for it.
+      if (target.subresource !== 'status') {
+        portReservations.push(ctx.nodePorts.reserveUpdate(next, current));
+      }
     }
     return next;
   });
@@ -61,12 +67,16 @@ export async function updateObject(
   try {
     result = await update;
   } catch (error) {
-    for (const reservation of reservations) reservation.release();
+    for (const reservation of [...reservations, ...portReservations]) reservation.release();
     throw error;
   }
   if (reservations.length > 0) {
     const kept = result.deleted ? [] : clusterIps(result.object);
     for (const reservation of reservations) reservation.release(kept);
+  }
+  if (portReservations.length > 0) {
+    const kept = result.deleted ? [] : nodePorts(result.object);
+    for (const reservation of portReservations) reservation.release(kept);
   }
   return result.object;
 }

@@ -9,6 +9,7 @@
  * touched, since nothing of the cluster was ever in it.
  */
 import { existsSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { netnsEtcDir } from '../agent/netns.js';
 import { join } from 'node:path';
 import { type ClusterTarget, isClusterNamespace } from './config.js';
 import { ClusterError } from './errors.js';
@@ -20,6 +21,14 @@ import {
   stopProcesses,
 } from './processes.js';
 import { type ClusterRecord, locateCluster, readRecord, stateEntries } from './state.js';
+
+function etcNetnsEntries(): string[] {
+  try {
+    return readdirSync(netnsEtcDir);
+  } catch {
+    return [];
+  }
+}
 
 export interface Progress {
   write(text: string): void;
@@ -106,6 +115,16 @@ export async function teardown(target: ClusterTarget): Promise<DownResult> {
       deleted.push(netns);
     } catch (error) {
       problems.push((error as Error).message);
+    }
+  }
+
+  // Pods' resolv.conf files (`ip netns exec` binds /etc/netns/<pod>/ over /etc).
+  for (const entry of etcNetnsEntries()) {
+    if (!isClusterNamespace(target.name, entry)) continue;
+    try {
+      rmSync(join(netnsEtcDir, entry), { recursive: true, force: true });
+    } catch (error) {
+      problems.push(`cannot remove ${join(netnsEtcDir, entry)}: ${(error as Error).message}`);
     }
   }
 

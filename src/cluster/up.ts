@@ -3,7 +3,8 @@
  * the state directory and cluster.json (the claim on the name), the
  * underlay, the node namespaces, the API server (waited for), the
  * controller, one agent per node inside its namespace; then it waits until
- * every Node is Ready with a pod CIDR. Each step is recorded before the
+ * every Node is Ready with a pod CIDR, and until the cluster DNS
+ * (dns-addon.ts) has a ready pod. Each step is recorded before the
  * next starts, and any failure (Ctrl-C included) tears down everything
  * made so far, keeping the logs aside for the user to read.
  */
@@ -23,6 +24,13 @@ import {
   targetFlags,
 } from './config.js';
 import { cniExecutable, componentMissing, strataExecutable } from './components.js';
+import {
+  clusterDnsAddress,
+  clusterDomain,
+  dnsAddonObjects,
+  dnsDeploymentName,
+  dnsNamespace,
+} from './dns-addon.js';
 import { type Progress, teardown } from './down.js';
 import { ClusterError } from './errors.js';
 import { createNode, createUnderlay, listNamespaces } from './network.js';
@@ -287,9 +295,17 @@ class Startup {
       const args = ['agent', '--state-dir', this.stateDir, '--api', apiSocket, '--node', node.name];
       // --cluster names the pods' namespaces (strata-<cluster>-<uid>), which `down` looks for.
       const cluster = ['--cluster', this.record.name, '--cluster-cidr', clusterCidr];
+      const services = [
+        '--service-cidr',
+        this.record.serviceCidr,
+        '--cluster-dns',
+        clusterDnsAddress(this.record.serviceCidr),
+        '--cluster-domain',
+        clusterDomain,
+      ];
       await this.#start(
         `agent-${node.name}`,
-        [...args, '--node-ip', node.ip, '--backend', backend, ...cluster],
+        [...args, '--node-ip', node.ip, '--backend', backend, ...cluster, ...services],
         node.netns,
       );
     }
@@ -334,6 +350,42 @@ class Startup {
       [...late.map((node) => `agent-${node.name}.log`), 'controller.log'],
     );
   }
+
+  /** Creates the cluster DNS (dns-addon.ts) and waits until one of its pods is ready. */
+  async clusterDns(): Promise<void> {
+    const address = clusterDnsAddress(this.record.serviceCidr);
+    const client = new ApiClient({ socketPath: this.record.apiSocket }, { timeoutMs: 5000 });
+    const deployments = resourceForKind('apps/v1', 'Deployment');
+    try {
+      for (const object of dnsAddonObjects({
+        serviceCidr: this.record.serviceCidr,
+        apiSocket: this.record.apiSocket,
+        strata: [process.execPath, strataExecutable],
+      })) {
+        await client.create(object);
+      }
+      for (;;) {
+        this.#check();
+        const deployment = deployments
+          ? await client
+              .get(deployments, dnsDeploymentName, { namespace: dnsNamespace })
+              .catch(() => undefined)
+          : undefined;
+        const ready = deployment?.status?.readyReplicas;
+        if (typeof ready === 'number' && ready > 0) break;
+        if (Date.now() > this.#deadline) {
+          throw new StartupError(
+            `The cluster DNS (deployment ${dnsNamespace}/${dnsDeploymentName}) did not become ready in time`,
+            [...this.record.nodes.map((node) => `agent-${node.name}.log`)],
+          );
+        }
+        await sleep(200);
+      }
+    } finally {
+      client.close();
+    }
+    this.out.write(`✓ cluster DNS ready (${address}, domain ${clusterDomain})\n`);
+  }
 }
 
 /** Brings the cluster up (see the module comment); resolves to its record once every node is Ready. */
@@ -368,6 +420,7 @@ export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
     await startup.components();
     faultPoint('after-components');
     await startup.nodesReady();
+    await startup.clusterDns();
   } catch (error) {
     out.write('✗ start-up failed: removing everything made so far\n');
     const kept = keepLogs(plan);

@@ -15,8 +15,7 @@ import {
 
 const target = (port = 1): ProbeTarget => ({
   podIP: '127.0.0.1',
-  netnsPath: '/nonexistent',
-  nsenter: '/nonexistent/nsenter',
+  enter: ['/nonexistent/ip', 'netns', 'exec', 'none'],
   env: {},
   workingDir: '/',
   ports: [{ name: 'web', containerPort: port }],

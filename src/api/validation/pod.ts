@@ -33,6 +33,7 @@ import {
   duplicate,
   ensureObject,
   forbidden,
+  getArray,
   getInteger,
   getObject,
   getString,
@@ -52,6 +53,7 @@ import {
   unsupported,
   validateKind,
 } from './schema.js';
+import { parseIp } from '../../netaddr/ip.js';
 import { validatePodSpecUpdate } from './pod-update.js';
 import { labelMap } from './selector.js';
 
@@ -297,6 +299,31 @@ function checkUniqueContainerNames(spec: JsonObject, path: string, errors: Field
   }
 }
 
+function checkNameserver(value: string, path: string, errors: FieldError[]): void {
+  if (parseIp(value) === undefined) errors.push(invalid(path, value, 'must be valid IP address'));
+}
+
+/** validateDNSPolicy/validatePodDNSConfig: dnsPolicy None needs a dnsConfig with a nameserver. */
+function checkDnsPolicy(spec: JsonObject, path: string, errors: FieldError[]): void {
+  if (getString(spec, 'dnsPolicy') !== 'None') return;
+  const config = getObject(spec, 'dnsConfig');
+  if (!config) {
+    errors.push(required(`${path}.dnsConfig`, 'must provide `dnsConfig` when `dnsPolicy` is None'));
+  } else if ((getArray(config, 'nameservers') ?? []).length === 0) {
+    errors.push(
+      required(
+        `${path}.dnsConfig.nameservers`,
+        'must provide at least one DNS nameserver when `dnsPolicy` is None',
+      ),
+    );
+  }
+}
+
+function checkPodSpecFields(spec: JsonObject, path: string, errors: FieldError[]): void {
+  checkUniqueContainerNames(spec, path, errors);
+  checkDnsPolicy(spec, path, errors);
+}
+
 const forbidTrue =
   (what: string) =>
   (value: boolean, path: string, errors: FieldError[]): void => {
@@ -312,8 +339,12 @@ export const podSpec: Schema = obj(
     restartPolicy: str({ enum: ['Always', 'OnFailure', 'Never'] }),
     terminationGracePeriodSeconds: int({ min: 0 }),
     activeDeadlineSeconds: notYet('activeDeadlineSeconds'),
-    dnsPolicy: str({ enum: ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default'] }),
-    dnsConfig: notYet('dnsConfig'),
+    dnsPolicy: str({ enum: ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'] }),
+    dnsConfig: obj({
+      nameservers: arr(str({ check: checkNameserver }), { maxItems: 3 }),
+      searches: arr(str({ format: dns1123Subdomain }), { maxItems: 32 }),
+      options: arr(obj({ name: str(), value: str() }, { required: ['name'] })),
+    }),
     nodeName: str({ format: dns1123Subdomain }),
     nodeSelector: labelMap(),
     serviceAccountName: str({ format: dns1123Subdomain }),
@@ -348,7 +379,7 @@ export const podSpec: Schema = obj(
     preemptionPolicy: str({ enum: ['PreemptLowerPriority', 'Never'] }),
     enableServiceLinks: bool(),
   },
-  { required: ['containers'], check: checkUniqueContainerNames },
+  { required: ['containers'], check: checkPodSpecFields },
 );
 
 /** A pod template's metadata (ValidatePodTemplateSpec checks its labels and annotations). */

@@ -104,8 +104,9 @@ export function notSupported(
 export function forbidden(field: string, detail: string): FieldError {
   return { field, type: 'Forbidden', detail };
 }
+/** field.Duplicate: no detail, so the message is upstream's `Duplicate value: "http"`. */
 export function duplicate(field: string, value: unknown): FieldError {
-  return { field, type: 'Duplicate', value, detail: 'duplicate value' };
+  return { field, type: 'Duplicate', value, detail: '' };
 }
 export function tooMany(field: string, count: number, max: number): FieldError {
   return { field, type: 'TooMany', value: count, detail: `must have at most ${max} items` };

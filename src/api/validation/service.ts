@@ -43,7 +43,7 @@ import {
 } from './schema.js';
 import { labelMap } from './selector.js';
 
-/** The kube-apiserver's default --service-node-port-range. */
+/** The kube-apiserver's default --service-node-port-range (the API server's allocator checks the range it is given). */
 export const nodePortRange = { min: 30000, max: 32767 } as const;
 
 /** core.MaxClientIPServiceAffinitySeconds: one day. */
@@ -56,19 +56,9 @@ const servicePort = obj(
     appProtocol: str({ format: qualifiedName }),
     port: int({ min: 1, max: 65535 }),
     targetPort: intOrString(checkPortNumberOrName),
-    nodePort: int({
-      check: (value, path, errors) => {
-        if (value !== 0 && (value < nodePortRange.min || value > nodePortRange.max)) {
-          errors.push(
-            invalid(
-              path,
-              value,
-              `provided port is not in the valid range. The range of valid ports is ${nodePortRange.min}-${nodePortRange.max}`,
-            ),
-          );
-        }
-      },
-    }),
+    // Its range is the API server's (--service-node-port-range), checked
+    // where node ports are allocated (apiserver/node-ports.ts), as upstream.
+    nodePort: int(),
   },
   { required: ['port', 'protocol'] },
 );
