@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   iproute2                    # ip: links, addresses, routes, namespaces
-  nftables                    # nft: masquerade and, later, policy and services
+  nftables                    # nft: masquerade, NetworkPolicy and Services
   util-linux                  # nsenter, flock
   containernetworking-plugins # the reference plugins, peers in tests and benchmarks
   iptables                    # the reference bridge plugin masquerades with it
@@ -14,6 +14,11 @@ packages=(
   iperf3                      # data-path benchmarks
   hyperfine                   # benchmark timing
   procps                      # ps, pkill
+  curl                        # HTTP client in Service tests and the demo
+  bind9-dnsutils              # dig: cluster DNS tests
+  dnsperf                     # DNS benchmark client (bench:services)
+  dnsmasq-base                # the DNS peer in bench:services (the binary only, no service)
+  conntrack                   # inspecting NAT state when a Service test fails
 )
 missing=()
 for p in "${packages[@]}"; do
