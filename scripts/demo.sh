@@ -6,10 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v curl >/dev/null; then
-  echo "demo: installing curl"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
-fi
 
 strata() { node dist/bin/strata "$@"; }
 
@@ -27,14 +23,22 @@ pods() {
     });'
 }
 
-# From node-1's namespace to a frontend pod, on node-2 when there is one: node to pod
-# across the underlay, then the frontend to both backend pods, one on each node.
+# The frontend Service's virtual IP.
+cluster_ip() {
+  strata get service "$1" -n demo -o json | node -e '
+    let text = ""; process.stdin.on("data", (c) => (text += c)).on("end", () => {
+      console.log(JSON.parse(text).spec.clusterIP ?? "");
+    });'
+}
+
+# From node-1's namespace to the frontend Service's virtual IP: the node's nftables rules
+# pick a frontend pod, which resolves `backend` through the cluster DNS and calls that
+# Service in turn, reaching backend pods on both nodes.
 echo "waiting for the frontend to answer"
 answer=""
+frontend_ip=$(cluster_ip frontend)
 for _ in $(seq 1 120); do
-  target=$(pods frontend | sort -k2 -r | head -n1 | cut -d' ' -f1)
-  if [ -n "$target" ] &&
-    answer=$(ip netns exec strata-default-node-1 curl -fsS --max-time 3 "http://$target:8080/" 2>/dev/null); then
+  if answer=$(ip netns exec strata-default-node-1 curl -fsS --max-time 3 "http://$frontend_ip/" 2>/dev/null); then
     break
   fi
   answer=""
@@ -48,17 +52,18 @@ if [ -z "$answer" ]; then
 fi
 
 echo
-echo "\$ ip netns exec strata-default-node-1 curl http://$target:8080/"
+echo "\$ ip netns exec strata-default-node-1 curl http://$frontend_ip/    (the frontend Service)"
 echo "$answer"
 frontend=$(pods frontend | head -n1 | cut -d' ' -f3)
-backend=$(pods backend | head -n1 | cut -d' ' -f1)
 cat <<NEXT
 
 The demo cluster is up. Try (strata is node dist/bin/strata):
   strata get pods -n demo -o wide         pods, their IPs and nodes
+  strata get services -A                  Services and their virtual IPs (kube-dns included)
   strata describe service backend -n demo the backend's endpoints
   strata logs -n demo $frontend
-  strata exec -n demo $frontend -- curl -s http://$backend:8080/
+  strata exec -n demo $frontend -- curl -s http://backend/
+  strata exec -n demo $frontend -- dig +short backend.demo.svc.cluster.local
   strata status                           nodes, pod CIDRs, processes
   strata down                             remove everything strata made
 NEXT

@@ -1,13 +1,16 @@
 // strata's demo workload: two small HTTP services in one script, no dependencies.
 //
 //   ROLE=backend   answers with the pod it runs in and that pod's node.
-//   ROLE=frontend  asks every ready backend pod and answers with its own line and theirs.
+//   ROLE=frontend  asks the backend Service a few times and answers with its own line and
+//                  the backends' answers.
 //
-// There is no Service VIP or cluster DNS yet, so the frontend finds the backend pods
-// the way kube-proxy does: from the backend Service's EndpointSlices, read from the
-// API server over its unix socket (STRATA_API_SOCKET; a pod's processes share the
-// machine's filesystem). Pod name, node and IP come from the downward API (env).
+// The frontend reaches the backend the way any Kubernetes client does: by the
+// Service's name (`backend`, resolved by the cluster DNS through the pod's resolv.conf
+// search path), which leads to the Service's virtual IP, which the node's nftables
+// rules spread over the ready backend pods. Pod name, node and IP come from the
+// downward API (env).
 import console from 'node:console';
+import { lookup } from 'node:dns/promises';
 import { createServer, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
@@ -20,17 +23,19 @@ const self = {
   node: process.env.NODE_NAME ?? 'unknown-node',
   ip: process.env.POD_IP ?? '?',
 };
-const apiSocket = process.env.STRATA_API_SOCKET ?? '/var/lib/strata/default/api.sock';
 const backendService = process.env.BACKEND_SERVICE ?? 'backend';
+/** How many requests the frontend sends the backend Service per answer, each on a new connection. */
+const fanOut = Number(process.env.BACKEND_REQUESTS ?? '4');
 
 /**
- * One GET: over the API socket when `socketPath` is set, else over TCP.
- * @param {{ host?: string, port?: number, socketPath?: string, path: string }} target
+ * One GET on a connection of its own (no keep-alive: each request is a new
+ * connection, which the Service spreads anew).
+ * @param {{ host: string, port: number, path: string }} target
  * @returns {Promise<{ status: number, body: string }>}
  */
 function get(target) {
   return new Promise((resolve, reject) => {
-    const req = request({ ...target, method: 'GET', timeout: 2000 }, (res) => {
+    const req = request({ ...target, method: 'GET', timeout: 2000, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (/** @type {string} */ chunk) => (body += chunk));
@@ -45,48 +50,18 @@ function get(target) {
 }
 
 /**
- * @typedef {{ name?: string, port?: number }} SlicePort
- * @typedef {{ addresses?: string[], conditions?: { ready?: boolean } }} SliceEndpoint
- * @typedef {{ ports?: SlicePort[], endpoints?: SliceEndpoint[] }} EndpointSlice
- */
-
-/**
- * The ready backend endpoints (`ip:port`), from the Service's EndpointSlices.
- * @returns {Promise<string[]>}
- */
-async function backendEndpoints() {
-  const selector = encodeURIComponent(`kubernetes.io/service-name=${backendService}`);
-  const path = `/apis/discovery.k8s.io/v1/namespaces/${self.namespace}/endpointslices?labelSelector=${selector}`;
-  const { status, body } = await get({ socketPath: apiSocket, path });
-  if (status !== 200) throw new Error(`the API server answered ${status}: ${body.slice(0, 200)}`);
-  /** @type {unknown} */
-  const parsed = JSON.parse(body);
-  const list = /** @type {{ items: EndpointSlice[] }} */ (parsed);
-  return list.items.flatMap((slice) => {
-    const slicePort = slice.ports?.find((p) => p.name === 'http') ?? slice.ports?.[0];
-    if (slicePort?.port === undefined) return [];
-    const portNumber = slicePort.port;
-    return (slice.endpoints ?? [])
-      .filter((endpoint) => endpoint.conditions?.ready !== false)
-      .flatMap((endpoint) => endpoint.addresses?.slice(0, 1) ?? [])
-      .map((address) => `${address}:${portNumber}`);
-  });
-}
-
-/**
- * Asks one backend; a line either way.
- * @param {string} endpoint
+ * Asks the backend Service once; a line either way.
+ * @param {string} address the Service's address, as the cluster DNS gave it
  * @returns {Promise<{ ok: boolean, line: string }>}
  */
-async function askBackend(endpoint) {
-  const [host = '', portText = ''] = endpoint.split(':');
+async function askBackend(address) {
   const started = performance.now();
   try {
-    const { status, body } = await get({ host, port: Number(portText), path: '/' });
+    const { status, body } = await get({ host: address, port: 80, path: '/' });
     const ms = (performance.now() - started).toFixed(1);
-    return { ok: status === 200, line: `  -> ${body.trim()}  [${endpoint}, ${ms} ms]` };
+    return { ok: status === 200, line: `  -> ${body.trim()}  [${ms} ms]` };
   } catch (error) {
-    return { ok: false, line: `  -> ${endpoint} failed: ${/** @type {Error} */ (error).message}` };
+    return { ok: false, line: `  -> failed: ${/** @type {Error} */ (error).message}` };
   }
 }
 
@@ -97,19 +72,19 @@ const whoami = `${role} ${self.pod} on ${self.node} (pod IP ${self.ip})`;
  * @returns {Promise<{ status: number, text: string }>}
  */
 async function frontendAnswer() {
-  let endpoints;
+  let address;
   try {
-    endpoints = await backendEndpoints();
+    // getaddrinfo, as any program resolves: the short name goes through the search path.
+    ({ address } = await lookup(backendService, { family: 4 }));
   } catch (error) {
     const why = /** @type {Error} */ (error).message;
-    return { status: 503, text: `${whoami}\n  cannot list the backend's endpoints: ${why}\n` };
+    return { status: 503, text: `${whoami}\n  cannot resolve ${backendService}: ${why}\n` };
   }
-  if (endpoints.length === 0) {
-    return { status: 503, text: `${whoami}\n  no ready backend pods yet\n` };
-  }
-  const answers = await Promise.all(endpoints.sort().map(askBackend));
+  const answers = [];
+  for (let i = 0; i < fanOut; i++) answers.push(await askBackend(address));
   const status = answers.some((a) => a.ok) ? 200 : 502;
-  return { status, text: [whoami, ...answers.map((a) => a.line)].join('\n') + '\n' };
+  const header = `${whoami}\n  ${backendService} is ${address}; ${fanOut} requests, each on a new connection:`;
+  return { status, text: [header, ...answers.map((a) => a.line)].join('\n') + '\n' };
 }
 
 const server = createServer((req, res) => {
