@@ -18,7 +18,8 @@ import type { KubeObject, ResourceType } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
 import { type ApiClient, Informer, objectKey } from '../client/index.js';
 import { NftRunner } from '../kernel/libnftables.js';
-import { NodeServiceCompiler, type ServiceNode } from '../services/compile.js';
+import { CommandError, runAsync } from '../kernel/command.js';
+import { NodeServiceCompiler, type ServiceNode, type UdpFlow } from '../services/compile.js';
 import { endpointsOf, serviceInput, sliceServiceKey } from '../services/input.js';
 import { renderTable, renderTableChange, type NftTableState } from '../services/nft-state.js';
 import { SerialRuns } from './serial-runs.js';
@@ -46,6 +47,9 @@ export class ServiceProxy {
   #dirty = new Set<string>();
   #dirtySince = 0;
   #applied: NftTableState | undefined;
+  /** UDP flows no longer programmed, whose conntrack entries are still to be deleted. */
+  #staleUdp: UdpFlow[] = [];
+  #conntrackMissing = false;
   #started = false;
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
@@ -130,7 +134,7 @@ export class ServiceProxy {
           : undefined,
       );
     }
-    const next = this.#compiler.build();
+    const next = this.#compiler.build(this.#staleUdp);
     let whole = this.#applied === undefined;
     if (this.#applied) {
       const change = renderTableChange(this.#applied, next);
@@ -146,11 +150,52 @@ export class ServiceProxy {
     }
     if (whole) await this.#nft.apply(renderTable(next));
     this.#applied = next;
+    await this.#forgetUdpFlows();
     this.options.applied?.({
       services: dirty.size,
       milliseconds: dirty.size > 0 ? performance.now() - since : 0,
       whole,
     });
+  }
+
+  /**
+   * Deletes the conntrack entries of UDP flows the table no longer DNATs
+   * (kube-proxy's conntrack cleanup): without it a client that keeps its
+   * source port would keep reaching a removed endpoint until the entry times
+   * out. TCP needs none: a removed endpoint resets or times out its
+   * connections, and new ones go through the new rules.
+   */
+  async #forgetUdpFlows(): Promise<void> {
+    const flows = this.#staleUdp;
+    this.#staleUdp = [];
+    if (this.#conntrackMissing) return;
+    for (const flow of flows) {
+      const destination =
+        'address' in flow.destination
+          ? ['--orig-dst', flow.destination.address]
+          : ['--orig-port-dst', String(flow.destination.nodePort)];
+      try {
+        await runAsync('conntrack', [
+          '-D',
+          '-p',
+          'udp',
+          ...destination,
+          '--reply-src',
+          flow.endpoint,
+        ]);
+      } catch (error) {
+        // conntrack exits 1 when nothing matched, which is the usual case.
+        if (error instanceof CommandError && /0 flow entries/.test(error.stderr)) continue;
+        if (error instanceof CommandError && error.status === null && /ENOENT/.test(error.stderr)) {
+          this.#conntrackMissing = true;
+          this.options.log(
+            'Services: conntrack is not installed; stale UDP flows are left to expire',
+          );
+          return;
+        }
+        this.options.log(`Services: deleting UDP conntrack entries failed: ${messageChain(error)}`);
+      }
+    }
   }
 
   /** Stops watching; the rules stay in force for the next agent. */

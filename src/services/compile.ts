@@ -238,6 +238,33 @@ interface ServiceFragment {
   sets: [string, NftSet][];
   /** [set or map, key, value]. */
   elements: [string, string, string][];
+  /** The UDP flows new packets may be DNATed to (flowKey): their conntrack entries go with them. */
+  udpFlows: Set<string>;
+}
+
+/**
+ * A UDP destination the table DNATs: what conntrack entries to delete when
+ * it goes, as kube-proxy deletes them (conntrack would otherwise keep
+ * sending a client's datagrams to a removed endpoint).
+ */
+export interface UdpFlow {
+  /** `--orig-dst` for a cluster IP, or `--orig-port-dst` for a node port. */
+  destination: { address: string } | { nodePort: number };
+  endpoint: string;
+}
+
+function flowKey(flow: UdpFlow): string {
+  const to =
+    'address' in flow.destination ? flow.destination.address : `:${flow.destination.nodePort}`;
+  return `${to} ${flow.endpoint}`;
+}
+
+function parseFlowKey(key: string): UdpFlow {
+  const [to = '', endpoint = ''] = key.split(' ');
+  return {
+    destination: to.startsWith(':') ? { nodePort: Number(to.slice(1)) } : { address: to },
+    endpoint,
+  };
 }
 
 /** An endpoint as a DNAT map value: `address . port`. */
@@ -251,7 +278,10 @@ function compileService(
   endpoints: ReadonlyMap<string, readonly EndpointInput[]>,
   node: ServiceNode,
 ): ServiceFragment {
-  const fragment: ServiceFragment = { chains: [], sets: [], elements: [] };
+  const fragment: ServiceFragment = { chains: [], sets: [], elements: [], udpFlows: new Set() };
+  const udp = (destination: UdpFlow['destination'], endpoints: readonly EndpointInput[]) => {
+    for (const e of endpoints) fragment.udpFlows.add(flowKey({ destination, endpoint: e.address }));
+  };
   const declared = new Set<string>();
   const element = (set: string, key: string, value = '') =>
     fragment.elements.push([set, key, value]);
@@ -323,6 +353,8 @@ function compileService(
           { rules: [...masqueradeOutsiders, ...spread(clusterEndpoints)] },
         ]);
         for (const vip of vips) element(serviceIpsMap(f), vipKey(vip), `goto ${serviceChain}`);
+        if (port.protocol === 'UDP')
+          for (const vip of vips) udp({ address: vip }, clusterEndpoints);
       }
       if (port.nodePort === undefined) continue;
       const nodePortKey = `${protocol} . ${port.nodePort}`;
@@ -343,6 +375,7 @@ function compileService(
         },
       ]);
       element(nodePortsMap(f), nodePortKey, `goto ${external}`);
+      if (port.protocol === 'UDP') udp({ nodePort: port.nodePort }, externalEndpoints);
     }
   }
   return fragment;
@@ -382,16 +415,22 @@ export class NodeServiceCompiler {
     return this.#services.size;
   }
 
-  build(): NftTableState {
+  /**
+   * The table for everything set so far. `staleUdpFlows` receives the UDP
+   * flows the table no longer DNATs to, to delete from conntrack once the
+   * table is applied.
+   */
+  build(staleUdpFlows?: UdpFlow[]): NftTableState {
     for (const key of this.#dirty) {
       const service = this.#services.get(key);
-      if (service) {
-        this.#fragments.set(
-          key,
-          compileService(service, this.#endpoints.get(key) ?? new Map(), this.node),
-        );
-      } else {
-        this.#fragments.delete(key);
+      const before = this.#fragments.get(key);
+      const after = service
+        ? compileService(service, this.#endpoints.get(key) ?? new Map(), this.node)
+        : undefined;
+      if (after) this.#fragments.set(key, after);
+      else this.#fragments.delete(key);
+      for (const flow of before?.udpFlows ?? []) {
+        if (!after?.udpFlows.has(flow)) staleUdpFlows?.push(parseFlowKey(flow));
       }
     }
     this.#dirty.clear();

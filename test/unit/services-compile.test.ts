@@ -14,6 +14,7 @@ import {
   compileServiceState,
   NodeServiceCompiler,
   type ServiceNode,
+  type UdpFlow,
 } from '../../src/services/compile.js';
 import {
   type EndpointInput,
@@ -299,6 +300,33 @@ describe('NodeServiceCompiler and renderTableChange', () => {
     );
     assert.equal(renderTable(incremental), renderTable(whole));
     assert.equal(renderTableChange(whole, incremental), '');
+  });
+
+  it('reports the UDP flows a change stops programming, for conntrack cleanup', () => {
+    const dns = service({
+      name: 'dns',
+      type: 'NodePort',
+      ports: [{ name: 'dns', protocol: 'UDP', port: 53, nodePort: 30053 }],
+    });
+    const key = 'shop/dns:dns/UDP';
+    const compiler = new NodeServiceCompiler(node);
+    compiler.setService('shop/dns', dns);
+    compiler.setEndpoints(
+      'shop/dns',
+      new Map([
+        [key, [endpoint('10.244.1.5', { port: 53 }), endpoint('10.244.2.5', { port: 53 })]],
+      ]),
+    );
+    const none: UdpFlow[] = [];
+    compiler.build(none);
+    assert.deepEqual(none, []);
+    compiler.setEndpoints('shop/dns', new Map([[key, [endpoint('10.244.2.5', { port: 53 })]]]));
+    const stale: UdpFlow[] = [];
+    compiler.build(stale);
+    assert.deepEqual(stale, [
+      { destination: { address: '10.96.0.20' }, endpoint: '10.244.1.5' },
+      { destination: { nodePort: 30053 }, endpoint: '10.244.1.5' },
+    ]);
   });
 
   it('writes one endpoint change as a chain rewrite and its hairpin element', () => {
