@@ -233,6 +233,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
       node: {
         name: settings.nodeName,
         clusterCidrs: settings.clusterCidr ? [formatPrefix(settings.clusterCidr)] : [],
+        serviceCidrs: settings.serviceCidr ? [formatPrefix(settings.serviceCidr)] : [],
       },
       log,
     });

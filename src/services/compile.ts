@@ -44,6 +44,11 @@ export interface ServiceNode {
   name: string;
   /** The cluster CIDR(s): traffic to a cluster IP from elsewhere is masqueraded. */
   clusterCidrs: readonly string[];
+  /**
+   * The service CIDR(s): a new connection to an address there that no
+   * Service holds is dropped, as kube-proxy drops it, rather than routed on.
+   */
+  serviceCidrs?: readonly string[];
 }
 
 /** What the compiler is given: every Service, and every service port's endpoints (servicePortKey). */
@@ -138,7 +143,7 @@ function dispatchRule(chains: readonly string[]): string {
   return `numgen random mod ${chains.length} vmap { ${entries} }`;
 }
 
-function baseState(): NftTableState {
+function baseState(node: ServiceNode): NftTableState {
   const state = emptyTableState(`inet ${servicesTable}`);
   const { sets, chains } = state;
   const mark = `0x${masqueradeMark.toString(16)}`;
@@ -210,8 +215,15 @@ function baseState(): NftTableState {
       ),
     ],
   });
+  const unallocated = families.flatMap((f) => {
+    const cidrs = (node.serviceCidrs ?? []).filter((c) => familyOf(c.split('/')[0] ?? '') === f);
+    return cidrs.length === 0 ? [] : [`${ipKeyword[f]} daddr { ${cidrs.join(', ')} } drop`];
+  });
   chains.set('cluster-ips-check', {
-    rules: families.map((f) => `${ipKeyword[f]} daddr @${clusterIpsSet(f)} goto reject-chain`),
+    rules: [
+      ...families.map((f) => `${ipKeyword[f]} daddr @${clusterIpsSet(f)} goto reject-chain`),
+      ...unallocated,
+    ],
   });
   chains.set('reject-chain', {
     rules: ['meta l4proto tcp reject with tcp reset', 'reject with icmpx port-unreachable'],
@@ -434,7 +446,7 @@ export class NodeServiceCompiler {
       }
     }
     this.#dirty.clear();
-    const state = baseState();
+    const state = baseState(this.node);
     for (const fragment of this.#fragments.values()) {
       for (const [name, set] of fragment.sets) state.sets.set(name, set);
       for (const [name, chain] of fragment.chains) state.chains.set(name, chain);

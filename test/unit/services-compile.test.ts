@@ -30,7 +30,11 @@ import {
   renderTableChange,
 } from '../../src/services/nft-state.js';
 
-const node: ServiceNode = { name: 'n1', clusterCidrs: ['10.244.0.0/16'] };
+const node: ServiceNode = {
+  name: 'n1',
+  clusterCidrs: ['10.244.0.0/16'],
+  serviceCidrs: ['10.96.0.0/16'],
+};
 
 function service(overrides: Partial<ServiceInput> = {}): ServiceInput {
   return {
@@ -193,6 +197,11 @@ describe('compileServiceState', () => {
       '10.96.0.20 . tcp . 80': 'goto reject-chain',
       '10.96.0.20 . udp . 53': 'goto reject-chain',
     });
+    assert.deepEqual(state.chains.get('cluster-ips-check')?.rules, [
+      'ip daddr @cluster-ips-v4 goto reject-chain',
+      'ip6 daddr @cluster-ips-v6 goto reject-chain',
+      'ip daddr { 10.96.0.0/16 } drop',
+    ]);
     assert.deepEqual(state.chains.get('reject-chain')?.rules, [
       'meta l4proto tcp reject with tcp reset',
       'reject with icmpx port-unreachable',
