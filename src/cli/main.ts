@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { supportedVersions } from '../cni/version.js';
 import { ApiError } from '../client/index.js';
+import { dnsCommand } from '../dns/command.js';
 import { strataVersion } from '../version.js';
 import { applyCommand } from './apply.js';
 import { UsageError } from './args.js';
@@ -74,6 +75,7 @@ const commands: Record<string, (argv: readonly string[], io: Io) => Promise<numb
   apiserver: (argv) => componentCommand('apiserver', argv),
   controller: (argv) => componentCommand('controller', argv),
   agent: (argv) => componentCommand('agent', argv),
+  dns: (argv, io) => dnsCommand(argv, io),
 };
 
 /** The message and its causes, as one line: `outer: inner: innermost`. */
