@@ -45,6 +45,7 @@ export async function upCommand(argv: readonly string[], io: Io): Promise<number
         'node-cidr-mask-size': { type: 'string' },
         backend: { type: 'string' },
         timeout: { type: 'string' },
+        'no-dns': { type: 'boolean' },
       },
       allowPositionals: true,
       strict: true,
@@ -65,6 +66,7 @@ export async function upCommand(argv: readonly string[], io: Io): Promise<number
       nodeCidrMaskSize: integerFlag('--node-cidr-mask-size', values['node-cidr-mask-size']),
       backend: values.backend,
       timeoutSeconds,
+      dns: values['no-dns'] !== true,
     },
     io.out,
   );

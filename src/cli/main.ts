@@ -29,8 +29,9 @@ Usage: strata COMMAND [FLAGS]
 
 A local cluster (root; network namespaces on this machine):
   up       [--nodes N] [--cluster-cidr CIDR] [--service-cidr CIDR] [--underlay-cidr CIDR]
-           [--backend host-gw|vxlan] [--node-cidr-mask-size N] [--timeout SECONDS]
-                        start a cluster and wait until every node is Ready
+           [--backend host-gw|vxlan] [--node-cidr-mask-size N] [--timeout SECONDS] [--no-dns]
+                        start a cluster and wait until every node is Ready and the
+                        cluster DNS answers (--no-dns: without cluster DNS)
   down                  stop every process of the cluster and delete its namespaces and state
   status                the cluster's nodes, addresses, pod CIDRs and processes
 

@@ -33,6 +33,8 @@ export interface UpOptions extends Partial<ClusterTarget> {
   backend?: string;
   /** The prefix length of each node's pod CIDR within the cluster CIDR. */
   nodeCidrMaskSize?: number;
+  /** Install the cluster DNS (dns-addon.ts); true unless false, as kubeadm's addon/coredns phase. */
+  dns?: boolean;
 }
 
 export const clusterDefaults = {

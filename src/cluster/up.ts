@@ -295,14 +295,11 @@ class Startup {
       const args = ['agent', '--state-dir', this.stateDir, '--api', apiSocket, '--node', node.name];
       // --cluster names the pods' namespaces (strata-<cluster>-<uid>), which `down` looks for.
       const cluster = ['--cluster', this.record.name, '--cluster-cidr', clusterCidr];
-      const services = [
-        '--service-cidr',
-        this.record.serviceCidr,
-        '--cluster-dns',
-        clusterDnsAddress(this.record.serviceCidr),
-        '--cluster-domain',
-        clusterDomain,
-      ];
+      const services = ['--service-cidr', this.record.serviceCidr];
+      if (this.run.dns !== false) {
+        const dns = clusterDnsAddress(this.record.serviceCidr);
+        services.push('--cluster-dns', dns, '--cluster-domain', clusterDomain);
+      }
       await this.#start(
         `agent-${node.name}`,
         [...args, '--node-ip', node.ip, '--backend', backend, ...cluster, ...services],
@@ -420,7 +417,7 @@ export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
     await startup.components();
     faultPoint('after-components');
     await startup.nodesReady();
-    await startup.clusterDns();
+    if (run.dns !== false) await startup.clusterDns();
   } catch (error) {
     out.write('✗ start-up failed: removing everything made so far\n');
     const kept = keepLogs(plan);

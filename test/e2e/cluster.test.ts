@@ -253,8 +253,13 @@ describe('strata up --nodes 2, then down', { skip: skipCluster }, () => {
           ],
           { timeoutMs: 10_000 },
         );
-        // Both backends answered (one per node, as the scheduler spreads them).
-        if (fetch.status === 0 && fetch.stdout.match(/-> backend /g)?.length === 2) {
+        // The frontend asks the backend Service by name, a new connection each time; the
+        // Service spreads them over both backends (one per node, as the scheduler spreads them).
+        if (
+          fetch.status === 0 &&
+          / {2}-> backend \S+ on node-1 /.test(fetch.stdout) &&
+          / {2}-> backend \S+ on node-2 /.test(fetch.stdout)
+        ) {
           answer = fetch.stdout;
           break;
         }
@@ -265,6 +270,10 @@ describe('strata up --nodes 2, then down', { skip: skipCluster }, () => {
       answer,
       /^frontend frontend-\S+ on node-2 \(pod IP 10\.244\.\d+\.\d+\)\n/,
       JSON.stringify(pods),
+    );
+    assert.match(
+      answer,
+      /\n {2}backend is 10\.96\.\d+\.\d+; 4 requests, each on a new connection:\n/,
     );
     assert.match(answer, /\n {2}-> backend backend-\S+ on node-1 /);
     assert.match(answer, /\n {2}-> backend backend-\S+ on node-2 /);

@@ -169,8 +169,10 @@ export class LiveCluster {
   }
 
   /** `strata up --nodes N`; a failure throws with what `up` said and the logs it kept aside (then removed). */
-  async up(nodes = 2): Promise<void> {
-    const up = await this.run(['up', '--nodes', String(nodes)]);
+  /** `strata up`; `dns: false` leaves out the cluster DNS pods, for tests that count every pod. */
+  async up(nodes = 2, options: { dns?: boolean } = {}): Promise<void> {
+    const noDns = options.dns === false ? ['--no-dns'] : [];
+    const up = await this.run(['up', '--nodes', String(nodes), ...noDns]);
     if (up.code === 0) return;
     let logs = '';
     for (const [, dir = ''] of up.stderr.matchAll(/the logs are kept in (\S+)/g)) {
