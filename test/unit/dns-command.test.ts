@@ -120,6 +120,7 @@ describe('dnsCommand', () => {
     assert.equal(await main(['dns', '--ttl', 'soon'], out, err), 2);
     assert.match(err.text(), /--ttl "soon"/);
     assert.equal(await main(['help'], out, err), 0);
-    assert.doesNotMatch(out.text(), /\bdns\b/);
+    // No `dns` command line (the help does mention `up --no-dns` and the cluster DNS).
+    assert.doesNotMatch(out.text(), /^ {2}dns\b/m);
   });
 });
