@@ -31,6 +31,22 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# promtool checks the mesh proxy's metrics in tests. Debian ships it only inside the
+# prometheus package, whose server the project does not want installed and started:
+# the package is downloaded and promtool alone is extracted into .tools/bin.
+if ! command -v promtool >/dev/null && [ ! -x .tools/bin/promtool ]; then
+  echo "setup: extracting promtool from Debian's prometheus package into .tools/bin"
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download prometheus >/dev/null 2>&1) || {
+    apt-get update -qq
+    (cd "$work" && apt-get download prometheus >/dev/null)
+  }
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
+  mkdir -p .tools/bin
+  cp "$work/x/usr/bin/promtool" .tools/bin/promtool
+  rm -rf "$work"
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
