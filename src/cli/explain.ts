@@ -14,7 +14,15 @@
 import { parseArgs } from 'node:util';
 import type { KubeObject } from '../api/types.js';
 import { familyOf, formatIp, parseIp } from '../netaddr/ip.js';
-import { type Decision, type Endpoint, type SideDecision, decide } from '../policy/decide.js';
+import { type MeshDecision, type MeshEndpoint, decideMesh } from '../mesh/decide.js';
+import type { AuthorizationDecision, EffectiveMtls } from '../mesh/policy/index.js';
+import {
+  type Decision,
+  type Endpoint,
+  type SideDecision,
+  decide,
+  withLayer,
+} from '../policy/decide.js';
 import { policyInputFromObjects } from '../policy/input.js';
 import { type PolicyModel, type RuleRef, buildPolicyModel } from '../policy/model.js';
 import type { Protocol } from '../policy/types.js';
@@ -156,6 +164,9 @@ export interface ClusterObjects {
   pods: readonly KubeObject[];
   namespaces: readonly KubeObject[];
   nodes: readonly KubeObject[];
+  /** security.istio.io PeerAuthentications and AuthorizationPolicies, for the mesh layer. */
+  peerAuthentications?: readonly KubeObject[];
+  authorizationPolicies?: readonly KubeObject[];
 }
 
 /** Why a pod that exists is not in the model (policyPod leaves it out). */
@@ -211,13 +222,34 @@ function sameIp(text: string, canonical: string): boolean {
 /** Decides the query over these objects, and says who the endpoints are. */
 export function explainConnection(objects: ClusterObjects, query: ExplainQuery): Explanation {
   const model = buildPolicyModel(policyInputFromObjects(objects));
-  return {
-    from: explainEndpoint(model, objects.pods, query.from),
-    to: explainEndpoint(model, objects.pods, query.to),
-    protocol: query.protocol,
-    port: query.port,
-    decision: decide(model, query.from, query.to, query.protocol, query.port),
-  };
+  const from = explainEndpoint(model, objects.pods, query.from);
+  const to = explainEndpoint(model, objects.pods, query.to);
+  let decision = decide(model, query.from, query.to, query.protocol, query.port);
+  const sourceAddress = from.addresses[0];
+  const destinationAddress = to.addresses[0];
+  if (sourceAddress !== undefined && destinationAddress !== undefined) {
+    const mesh = decideMesh(
+      {
+        pods: objects.pods,
+        namespaces: objects.namespaces,
+        peerAuthentications: objects.peerAuthentications ?? [],
+        authorizationPolicies: objects.authorizationPolicies ?? [],
+      },
+      {
+        ...(from.pod ? { sourcePod: from.pod } : {}),
+        sourceAddress,
+        ...(to.pod ? { destinationPod: to.pod } : {}),
+        destinationAddress,
+        protocol: query.protocol,
+        port: query.port,
+      },
+    );
+    // The mesh has a say only when one of the ends is in it.
+    if (mesh.source.identity !== undefined || mesh.destination.identity !== undefined) {
+      decision = withLayer(decision, mesh);
+    }
+  }
+  return { from, to, protocol: query.protocol, port: query.port, decision };
 }
 
 /* The report */
@@ -280,12 +312,93 @@ function aligned(rows: readonly (readonly [string, string])[]): string[] {
   return rows.map(([label, value]) => `  ${label.padEnd(width)} ${value}`);
 }
 
+function meshEndpointText(end: MeshEndpoint): string {
+  if (end.enrollment === undefined) return 'not a pod: outside the mesh';
+  if (!end.enrollment.enrolled) return `outside the mesh — ${end.enrollment.reason}`;
+  return `${end.identity ?? ''} — ${end.enrollment.reason}`;
+}
+
+function mtlsText(mtls: EffectiveMtls): string {
+  const source =
+    mtls.source === 'default'
+      ? 'no PeerAuthentication applies: the default'
+      : `PeerAuthentication ${mtls.source.namespace}/${mtls.source.name}, ${mtls.source.level} level${mtls.source.port === undefined ? '' : `, port ${mtls.source.port}`}`;
+  const plaintext = mtls.acceptsPlaintext ? 'plaintext accepted' : 'plaintext refused';
+  return `${mtls.mode} (${source}; ${plaintext})`;
+}
+
+function authorizationText(a: AuthorizationDecision): string {
+  switch (a.reason) {
+    case 'no-allow-policy':
+      return 'allowed — no ALLOW or DENY AuthorizationPolicy matches it';
+    case 'allow-rule':
+      return `allowed by AuthorizationPolicy ${a.decidedBy.namespace}/${a.decidedBy.name} rules[${a.decidedBy.ruleIndex}]`;
+    case 'deny-rule':
+      return `denied by AuthorizationPolicy ${a.decidedBy.namespace}/${a.decidedBy.name} rules[${a.decidedBy.ruleIndex}] (DENY)`;
+    case 'no-allow-rule-matched':
+      return `denied — ALLOW policies apply (${a.allowPolicies.map((p) => `${p.namespace}/${p.name}`).join(', ')}) and none of their rules matches`;
+    case 'custom-unsupported':
+      return `denied — ${a.unsupported}`;
+  }
+}
+
+/** The mesh layer's lines. */
+function meshSection(e: Explanation, layer: MeshDecision): string[] {
+  const rows: [string, string][] = [
+    [`${e.from.name}:`, meshEndpointText(layer.source)],
+    [`${e.to.name}:`, meshEndpointText(layer.destination)],
+  ];
+  const warnings: string[] = [];
+  switch (layer.reason) {
+    case 'not-tcp':
+      rows.push(['verdict:', `allowed — the mesh carries TCP only; ${e.protocol} passes it by`]);
+      break;
+    case 'destination-outside-mesh':
+      rows.push([
+        'verdict:',
+        `allowed — ${e.to.name} is outside the mesh, so no proxy enforces policy for it`,
+      ]);
+      break;
+    case 'plaintext-refused':
+      rows.push([`mTLS at port ${e.port}:`, mtlsText(layer.mtls)]);
+      rows.push([
+        'verdict:',
+        `denied — ${e.from.name} is outside the mesh and would arrive in plaintext, which STRICT refuses`,
+      ]);
+      warnings.push(...layer.mtls.warnings);
+      break;
+    case 'authorization':
+      rows.push([
+        'transport:',
+        layer.transport === 'hbone'
+          ? 'HBONE: HTTP/2 CONNECT over mutual TLS between the node proxies (port 15008)'
+          : 'plaintext into the destination node proxy',
+      ]);
+      rows.push([`mTLS at port ${e.port}:`, mtlsText(layer.mtls)]);
+      rows.push(['authorization:', authorizationText(layer.authorization)]);
+      for (const audit of layer.authorization.audited) {
+        rows.push([
+          'audited by:',
+          `AuthorizationPolicy ${audit.namespace}/${audit.name} rules[${audit.ruleIndex}]`,
+        ]);
+      }
+      warnings.push(...layer.mtls.warnings, ...layer.authorization.warnings);
+      break;
+  }
+  return [
+    'Mesh (ambient, L4 node proxies):',
+    ...aligned(rows),
+    ...warnings.map((w) => `  warning: ${w}`),
+  ];
+}
+
 /** The section for one layer of the decision. */
 function layerSection(e: Explanation, layer: Decision['layers'][number]): string[] {
-  // The mesh (identities, mTLS, L4 authorization) will join LayerDecision with
-  // its own `layer`; its section goes here, and the compiler asks for it (this
-  // switch must return for every layer).
+  // Each layer has its section; the compiler asks for one per layer (this switch
+  // must return for every layer).
   switch (layer.layer) {
+    case 'mesh':
+      return meshSection(e, layer);
     case 'networkpolicy':
       return [
         'NetworkPolicy (kernel, nftables):',
@@ -336,13 +449,19 @@ export async function explainCommand(argv: readonly string[], io: Io): Promise<n
     // Every namespace: peers may select pods anywhere, and an address may be any pod's.
     const items = async (kind: string): Promise<KubeObject[]> =>
       (await client.list(resolveKind(kind))).items;
-    const [policies, pods, namespaces, nodes] = await Promise.all([
-      items('networkpolicies'),
-      items('pods'),
-      items('namespaces'),
-      items('nodes'),
-    ]);
-    explanation = explainConnection({ policies, pods, namespaces, nodes }, query);
+    const [policies, pods, namespaces, nodes, peerAuthentications, authorizationPolicies] =
+      await Promise.all([
+        items('networkpolicies'),
+        items('pods'),
+        items('namespaces'),
+        items('nodes'),
+        items('peerauthentications'),
+        items('authorizationpolicies'),
+      ]);
+    explanation = explainConnection(
+      { policies, pods, namespaces, nodes, peerAuthentications, authorizationPolicies },
+      query,
+    );
   } finally {
     client.close();
   }

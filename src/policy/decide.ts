@@ -10,6 +10,7 @@
  * Replies to allowed connections are allowed too; they are conntrack's job
  * and are not asked about here.
  */
+import type { MeshDecision } from '../mesh/decide.js';
 import { type IpAddress, ipEqual, parseIp, prefixContains } from '../netaddr/ip.js';
 import type { Grant, PodPolicy, PolicyModel, RuleRef } from './model.js';
 import type { Protocol } from './types.js';
@@ -34,16 +35,23 @@ export interface NetworkPolicyDecision {
   ingress: SideDecision;
 }
 
-/** One layer's answer; the mesh layer's authorization will join this union. */
-export type LayerDecision = NetworkPolicyDecision;
+/** One layer's answer: the kernel's NetworkPolicy, or the mesh's (src/mesh/decide.ts). */
+export type LayerDecision = NetworkPolicyDecision | MeshDecision;
 
 /**
  * The overall verdict: denied when any layer denies. The NetworkPolicy
- * layer's answer is also at the top level for convenience.
+ * layer's sides are also at the top level for convenience.
  */
-export type Decision = (
-  (NetworkPolicyDecision & { verdict: 'allow' }) | (NetworkPolicyDecision & { verdict: 'deny' })
-) & { layers: LayerDecision[] };
+export type Decision = Omit<NetworkPolicyDecision, 'verdict'> & {
+  verdict: 'allow' | 'deny';
+  layers: LayerDecision[];
+};
+
+/** The decision with one more layer: denied when that layer denies too. */
+export function withLayer(decision: Decision, layer: LayerDecision): Decision {
+  const verdict = decision.verdict === 'deny' || layer.verdict === 'deny' ? 'deny' : 'allow';
+  return { ...decision, verdict, layers: [...decision.layers, layer] };
+}
 
 interface Resolved {
   pod: PodPolicy | undefined;
