@@ -46,6 +46,8 @@ export async function upCommand(argv: readonly string[], io: Io): Promise<number
         backend: { type: 'string' },
         timeout: { type: 'string' },
         'no-dns': { type: 'boolean' },
+        'trust-domain': { type: 'string' },
+        'plugin-ca': { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -67,6 +69,8 @@ export async function upCommand(argv: readonly string[], io: Io): Promise<number
       backend: values.backend,
       timeoutSeconds,
       dns: values['no-dns'] !== true,
+      trustDomain: values['trust-domain'],
+      pluginCa: values['plugin-ca'],
     },
     io.out,
   );

@@ -30,8 +30,12 @@ Usage: strata COMMAND [FLAGS]
 A local cluster (root; network namespaces on this machine):
   up       [--nodes N] [--cluster-cidr CIDR] [--service-cidr CIDR] [--underlay-cidr CIDR]
            [--backend host-gw|vxlan] [--node-cidr-mask-size N] [--timeout SECONDS] [--no-dns]
+           [--trust-domain DOMAIN] [--plugin-ca DIR]
                         start a cluster and wait until every node is Ready and the
-                        cluster DNS answers (--no-dns: without cluster DNS)
+                        cluster DNS answers (--no-dns: without cluster DNS); the mesh CA
+                        signs for DOMAIN (default cluster.local) with a self-signed root,
+                        or with Istio's plug-in files in DIR (ca-cert.pem, ca-key.pem,
+                        root-cert.pem, cert-chain.pem)
   down                  stop every process of the cluster and delete its namespaces and state
   status                the cluster's nodes, addresses, pod CIDRs and processes
 

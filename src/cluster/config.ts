@@ -14,6 +14,7 @@ import {
   parsePrefix,
   prefixesOverlap,
 } from '../netaddr/ip.js';
+import { trustDomainProblem } from '../mesh/identity/spiffe.js';
 import { ClusterError } from './errors.js';
 
 export type Backend = 'host-gw' | 'vxlan';
@@ -35,6 +36,10 @@ export interface UpOptions extends Partial<ClusterTarget> {
   nodeCidrMaskSize?: number;
   /** Install the cluster DNS (dns-addon.ts); true unless false, as kubeadm's addon/coredns phase. */
   dns?: boolean;
+  /** The mesh's trust domain, which the controller's CA signs for; cluster.local by default. */
+  trustDomain?: string;
+  /** A directory with Istio's four plug-in CA files to use instead of a self-signed root. */
+  pluginCa?: string;
 }
 
 export const clusterDefaults = {
@@ -45,6 +50,7 @@ export const clusterDefaults = {
   underlayCidr: '172.31.0.0/24',
   backend: 'host-gw' as Backend,
   nodeCidrMaskSize: 24,
+  trustDomain: 'cluster.local',
 } as const;
 
 /** The bridge in the underlay namespace that every node's eth0 hangs off. */
@@ -159,6 +165,15 @@ function checkInteger(option: string, value: number, min: number, max: number): 
   return value;
 }
 
+/** The mesh's trust domain, checked as a SPIFFE trust domain. */
+export function checkTrustDomain(trustDomain: string): string {
+  const problem = trustDomainProblem(trustDomain);
+  if (problem !== undefined) {
+    throw optionError(`--trust-domain ${JSON.stringify(trustDomain)}: ${problem}`);
+  }
+  return trustDomain;
+}
+
 /** The three ranges pairwise: any shared address is refused, naming both ranges. */
 function checkOverlaps(ranges: readonly { option: string; prefix: IpPrefix }[]): void {
   for (const [i, a] of ranges.entries()) {
@@ -182,6 +197,7 @@ export function planCluster(options: UpOptions): ClusterPlan {
       `--backend ${JSON.stringify(backend)}: must be one of ${backends.join(', ')}`,
     );
   }
+  checkTrustDomain(options.trustDomain ?? clusterDefaults.trustDomain);
   const cluster = parseRange('--cluster-cidr', options.clusterCidr ?? clusterDefaults.clusterCidr);
   const service = parseRange('--service-cidr', options.serviceCidr ?? clusterDefaults.serviceCidr);
   const underlay = parseRange(

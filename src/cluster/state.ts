@@ -19,6 +19,12 @@ export interface StatePaths {
   apiSocket: string;
   logs: string;
   nodes: string;
+  /** The mesh CA's directory: its key and roots, and node-tokens.json. */
+  ca: string;
+  /** The controller's CA service socket. */
+  caSocket: string;
+  /** node name → SHA-256 of its CA token, for the controller. */
+  nodeTokens: string;
 }
 
 export function statePaths(stateDir: string): StatePaths {
@@ -28,7 +34,15 @@ export function statePaths(stateDir: string): StatePaths {
     apiSocket: join(stateDir, 'api.sock'),
     logs: join(stateDir, 'logs'),
     nodes: join(stateDir, 'nodes'),
+    ca: join(stateDir, 'ca'),
+    caSocket: join(stateDir, 'ca.sock'),
+    nodeTokens: join(stateDir, 'ca', 'node-tokens.json'),
   };
+}
+
+/** `nodes/<node>/ca-token`: the node's token for the CA service (mode 0600). */
+export function nodeCaTokenFile(stateDir: string, node: string): string {
+  return join(statePaths(stateDir).nodes, node, 'ca-token');
 }
 
 /** The entries of a state directory that strata makes; `down` removes these and nothing else. */
@@ -39,6 +53,8 @@ export const stateEntries = [
   'api.sock',
   'logs',
   'nodes',
+  'ca',
+  'ca.sock',
 ];
 
 /** `logs/<component>.log`. */

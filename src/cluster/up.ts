@@ -2,23 +2,27 @@
  * `strata up`: a local cluster as docs/cluster.md lays it out. In order:
  * the state directory and cluster.json (the claim on the name), the
  * underlay, the node namespaces, the API server (waited for), the
- * controller, one agent per node inside its namespace; then it waits until
- * every Node is Ready with a pod CIDR, and until the cluster DNS
- * (dns-addon.ts) has a ready pod. Each step is recorded before the
+ * mesh CA's node tokens (and an operator's plug-in CA), the controller
+ * (which serves the CA), one agent per node inside its namespace; then it
+ * waits until every Node is Ready with a pod CIDR, the CA answers, and the
+ * cluster DNS (dns-addon.ts) has a ready pod. Each step is recorded before the
  * next starts, and any failure (Ctrl-C included) tears down everything
  * made so far, keeping the logs aside for the user to read.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resourceForKind } from '../api/registry.js';
 import type { KubeObject } from '../api/types.js';
 import { ApiClient } from '../client/index.js';
+import { PlugInCaError, checkPlugInCa, installPlugInCa } from '../mesh/ca-service/plug-in.js';
+import { provisionNodeTokens } from '../mesh/ca-service/tokens.js';
 import {
   type ClusterPlan,
   type UpOptions,
+  clusterDefaults,
   isClusterNamespace,
   planCluster,
   targetFlags,
@@ -42,6 +46,7 @@ import {
   createRecord,
   locateCluster,
   logFile,
+  nodeCaTokenFile,
   saveRecord,
   statePaths,
 } from './state.js';
@@ -122,6 +127,31 @@ function apiReady(socketPath: string): Promise<boolean> {
       res.resume();
       resolve(res.statusCode === 200);
     });
+    req.once('error', () => {
+      resolve(false);
+    });
+    req.once('timeout', () => {
+      req.destroy();
+    });
+    req.end();
+  });
+}
+
+/** GET /v1/trust-bundle with a node's token: true on 200. */
+function caReady(socketPath: string, token: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        socketPath,
+        path: '/v1/trust-bundle',
+        timeout: 2000,
+        headers: { authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.once('error', () => {
       resolve(false);
     });
@@ -277,8 +307,26 @@ class Startup {
     this.out.write(`✓ api server ready (unix://${this.record.apiSocket})\n`);
   }
 
+  get trustDomain(): string {
+    return this.run.trustDomain ?? clusterDefaults.trustDomain;
+  }
+
+  /** The mesh CA's directory: the operator's plug-in files if given, and a token per node. */
+  async meshCa(): Promise<void> {
+    const paths = statePaths(this.stateDir);
+    if (this.run.pluginCa !== undefined) {
+      await installPlugInCa(resolvePath(this.run.pluginCa), paths.ca);
+    }
+    await provisionNodeTokens({
+      nodes: this.record.nodes.map((node) => node.name),
+      tokensFile: paths.nodeTokens,
+      tokenFile: (node) => nodeCaTokenFile(this.stateDir, node),
+    });
+  }
+
   async components(): Promise<void> {
     const { apiSocket, clusterCidr, nodeCidrMaskSize, backend } = this.record;
+    const paths = statePaths(this.stateDir);
     await this.#start('controller', [
       'controller',
       '--api',
@@ -289,6 +337,14 @@ class Startup {
       String(nodeCidrMaskSize),
       '--service-cidr',
       this.record.serviceCidr,
+      '--ca-dir',
+      paths.ca,
+      '--ca-socket',
+      paths.caSocket,
+      '--node-tokens',
+      paths.nodeTokens,
+      '--trust-domain',
+      this.trustDomain,
     ]);
     this.out.write('✓ controller started\n');
     for (const node of this.record.nodes) {
@@ -348,6 +404,28 @@ class Startup {
     );
   }
 
+  /** Waits until the controller's CA service answers a node's request for the trust bundle. */
+  async caServing(): Promise<void> {
+    const { caSocket } = statePaths(this.stateDir);
+    const first = this.record.nodes[0];
+    if (first === undefined) return;
+    const token = readFileSync(nodeCaTokenFile(this.stateDir, first.name), 'utf8').trim();
+    while (!(await caReady(caSocket, token))) {
+      this.#check();
+      if (Date.now() > this.#deadline) {
+        throw new StartupError('The mesh CA service did not answer in time', ['controller.log']);
+      }
+      await sleep(100);
+    }
+    const source =
+      this.run.pluginCa === undefined
+        ? 'self-signed root'
+        : `plug-in CA from ${resolvePath(this.run.pluginCa)}`;
+    this.out.write(
+      `✓ mesh CA serving (unix://${caSocket}, trust domain ${this.trustDomain}, ${source})\n`,
+    );
+  }
+
   /** Creates the cluster DNS (dns-addon.ts) and waits until one of its pods is ready. */
   async clusterDns(): Promise<void> {
     const address = clusterDnsAddress(this.record.serviceCidr);
@@ -389,6 +467,14 @@ class Startup {
 export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
   const plan = planCluster({ ...run, ...locateCluster(run) });
   checkPrerequisites(plan);
+  if (run.pluginCa !== undefined) {
+    try {
+      await checkPlugInCa(resolvePath(run.pluginCa));
+    } catch (error) {
+      if (!(error instanceof PlugInCaError)) throw error;
+      throw new ClusterError('STRATA_ERR_CLUSTER_OPTION', error.message);
+    }
+  }
   const startup = new Startup(plan, run, out);
   mkdirSync(plan.stateDir, { recursive: true, mode: 0o700 });
   try {
@@ -414,9 +500,11 @@ export async function up(run: UpRun, out: Progress): Promise<ClusterRecord> {
     faultPoint('after-nodes');
     await startup.apiserver();
     faultPoint('after-apiserver');
+    await startup.meshCa();
     await startup.components();
     faultPoint('after-components');
     await startup.nodesReady();
+    await startup.caServing();
     if (run.dns !== false) await startup.clusterDns();
   } catch (error) {
     out.write('✗ start-up failed: removing everything made so far\n');

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import {
   type ControllerName,
   ControllerConfigError,
+  caServiceConfig,
   controllerNames,
   durationFlag,
 } from './config.js';
@@ -17,7 +18,8 @@ export const controllerUsage = `Usage: strata controller --api SOCK --cluster-ci
 Turns desired state into derived state: pod CIDRs for Nodes, pods bound to
 Nodes, Deployments into Pods, Services into EndpointSlices (and, with
 --service-cidr, cluster IPs for Services); Nodes whose agent stopped posting
-status turn Unknown, tainted, with their pods not ready.
+status turn Unknown, tainted, with their pods not ready. With --ca-dir it also
+serves the mesh's CA to the nodes (docs/cluster.md).
 
 Options:
   --api SOCK                        the API server: a unix socket path, unix:///path or http://host:port
@@ -29,6 +31,11 @@ Options:
   --node-monitor-grace-period DUR   how long a Node's Ready heartbeat may go unrenewed (default 40s)
   --node-monitor-period DUR         how often Nodes' heartbeats are checked (default 5s)
   --controllers NAME[,NAME]         which to run (default all): ${controllerNames.join(', ')}
+  --ca-dir DIR                      run the mesh CA service with the CA kept in DIR (Istio's plug-in
+                                    files, or a self-signed root made there)
+  --ca-socket PATH                  the CA service's unix socket (default ca.sock beside DIR)
+  --node-tokens FILE                node name → SHA-256 of its token (default DIR/node-tokens.json)
+  --trust-domain DOMAIN             the trust domain the CA signs for (default cluster.local)
   -h, --help                        this text
 `;
 
@@ -62,6 +69,10 @@ export async function controllerCommand(
         'node-monitor-grace-period': { type: 'string' },
         'node-monitor-period': { type: 'string' },
         controllers: { type: 'string' },
+        'ca-dir': { type: 'string' },
+        'ca-socket': { type: 'string' },
+        'node-tokens': { type: 'string' },
+        'trust-domain': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -79,6 +90,12 @@ export async function controllerCommand(
   let controller;
   try {
     if (values.api === undefined) throw new ControllerConfigError('--api is required');
+    const ca = caServiceConfig({
+      caDir: values['ca-dir'],
+      caSocket: values['ca-socket'],
+      nodeTokens: values['node-tokens'],
+      trustDomain: values['trust-domain'],
+    });
     controller = await runController({
       api: values.api,
       clusterCidr: values['cluster-cidr'],
@@ -98,6 +115,7 @@ export async function controllerCommand(
       ),
       nodeMonitorPeriodMs: durationFlag('node-monitor-period', values['node-monitor-period']),
       controllers: values.controllers?.split(',').map((n) => n.trim() as ControllerName),
+      ...(ca === undefined ? {} : { ca }),
       log,
     });
   } catch (error) {

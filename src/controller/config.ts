@@ -3,10 +3,14 @@
  * flag, as kube-controller-manager checks its own: the cluster CIDRs (one
  * per family) and the node mask sizes (--node-cidr-mask-size for a
  * single-stack cluster, -ipv4/-ipv6 for each family; 24 and 64 by default),
- * the service CIDRs, which controllers run, and the node lifecycle
- * controller's durations (Go durations, as its flags take them).
+ * the service CIDRs, which controllers run, the node lifecycle
+ * controller's durations (Go durations, as its flags take them), and where
+ * the mesh's CA service keeps its files and serves.
  */
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parseGoDuration } from '../api/validation/formats.js';
+import type { CaServiceConfig } from '../mesh/ca-service/service.js';
+import { trustDomainProblem } from '../mesh/identity/spiffe.js';
 import {
   type IpPrefix,
   familyBits,
@@ -185,4 +189,61 @@ export function nodeLifecycleSettings(options: NodeLifecycleOptions): NodeLifecy
     gracePeriodMs: positive('node-monitor-grace-period', options.nodeMonitorGracePeriodMs, 40_000),
     monitorPeriodMs: positive('node-monitor-period', options.nodeMonitorPeriodMs, 5_000),
   };
+}
+
+/** The CA service's flags as given: the service runs only with --ca-dir. */
+export interface CaFlags {
+  caDir?: string;
+  caSocket?: string;
+  nodeTokens?: string;
+  trustDomain?: string;
+}
+
+/** sockaddr_un's sun_path holds 108 bytes, the terminating NUL included. */
+const maxSocketPath = 107;
+
+/**
+ * The CA service's settings, or undefined when --ca-dir is not given (the
+ * service is off). The socket is `ca.sock` beside the CA directory
+ * (`<state dir>/ca.sock` for `<state dir>/ca`) and the node tokens are
+ * `node-tokens.json` inside it unless the flags say otherwise.
+ */
+export function caServiceConfig(flags: CaFlags): CaServiceConfig | undefined {
+  if (flags.caDir === undefined || flags.caDir === '') {
+    const stray = (
+      [
+        ['--ca-socket', flags.caSocket],
+        ['--node-tokens', flags.nodeTokens],
+        ['--trust-domain', flags.trustDomain],
+      ] as const
+    ).find(([, value]) => value !== undefined);
+    if (stray !== undefined) {
+      throw new ControllerConfigError(
+        `${stray[0]} needs --ca-dir (the CA service is off without it)`,
+      );
+    }
+    return undefined;
+  }
+  const caDir = resolvePath(flags.caDir);
+  const socketPath = resolvePath(flags.caSocket ?? join(dirname(caDir), 'ca.sock'));
+  if (Buffer.byteLength(socketPath) > maxSocketPath) {
+    throw new ControllerConfigError(
+      `--ca-socket ${socketPath}: a unix socket path must fit in ${maxSocketPath} bytes`,
+    );
+  }
+  const config: CaServiceConfig = {
+    caDir,
+    socketPath,
+    nodeTokensFile: resolvePath(flags.nodeTokens ?? join(caDir, 'node-tokens.json')),
+  };
+  if (flags.trustDomain !== undefined) {
+    const problem = trustDomainProblem(flags.trustDomain);
+    if (problem !== undefined) {
+      throw new ControllerConfigError(
+        `--trust-domain ${JSON.stringify(flags.trustDomain)}: ${problem}`,
+      );
+    }
+    config.trustDomain = flags.trustDomain;
+  }
+  return config;
 }

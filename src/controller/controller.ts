@@ -8,6 +8,8 @@
  */
 import type { ResourceType } from '../api/types.js';
 import { ApiClient, type ApiTarget } from '../client/index.js';
+import { informerPodSource } from '../mesh/ca-service/pods.js';
+import { type CaServiceConfig, openCaService } from '../mesh/ca-service/service.js';
 import {
   type AllocationOptions,
   type ControllerName,
@@ -32,6 +34,8 @@ export interface ControllerOptions extends AllocationOptions, NodeLifecycleOptio
   api: ApiTarget | ApiClient;
   /** Where log lines go; stderr with a timestamp by default. */
   log?: (line: string) => void;
+  /** The mesh's CA service (src/mesh/ca-service/), served once the pod cache is filled; off when unset. */
+  ca?: CaServiceConfig;
 }
 
 export interface Controller {
@@ -120,14 +124,33 @@ export async function runController(options: ControllerOptions): Promise<Control
     reconcilers.push({ reconciler, workers: 2 });
   }
 
+  // The CA opens before anything starts (a broken CA directory fails the
+  // controller at once) and serves once the pod cache it authorizes from is filled.
+  let caService: Awaited<ReturnType<typeof openCaService>> | undefined;
+  if (options.ca !== undefined) {
+    try {
+      caService = await openCaService(
+        options.ca,
+        informerPodSource(informer(kinds.pods), client),
+        log,
+      );
+    } catch (error) {
+      for (const { reconciler } of reconcilers) reconciler.queue.shutDown();
+      if (ownClient) client.close();
+      throw error;
+    }
+  }
+
   const stopInformers = async (): Promise<void> => {
     await Promise.all([...informers.values()].map((i) => i.stop()));
     if (ownClient) client.close();
   };
   try {
     await Promise.all([...informers.values()].map((i) => i.start()));
+    await caService?.listen();
   } catch (error) {
     for (const { reconciler } of reconcilers) reconciler.queue.shutDown();
+    await caService?.service.close();
     await stopInformers();
     throw error;
   }
@@ -147,6 +170,7 @@ export async function runController(options: ControllerOptions): Promise<Control
           reconciler.queue.shutDown();
         }
         await Promise.all(running);
+        await caService?.service.close();
         await stopInformers();
       })();
       return stopping;
