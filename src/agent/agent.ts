@@ -203,9 +203,14 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     );
     const store = new PodStateStore(settings.podsDir);
     // NetworkPolicy is enforced before any pod is adopted or started (network-policy.ts).
-    // br_netfilter shows bridged pod-to-pod traffic to the inet hooks (per namespace, 1 by default).
-    ensureSysctl('net.bridge.bridge-nf-call-iptables', '1');
-    ensureSysctl('net.bridge.bridge-nf-call-ip6tables', '1');
+    // With the agent's own conflist (routedPods) nothing is bridged between pods: every pod
+    // packet crosses the node's IP layer, so br_netfilter (per namespace, 1 by default) is
+    // turned off; it would only hand bridged frames to the inet hooks, and it defeats tproxy.
+    // A conflist of the user's (--cni-conf-dir) may bridge pods: then it shows that traffic
+    // to the inet hooks.
+    const bridgeNf = settings.writesConflist ? '0' : '1';
+    ensureSysctl('net.bridge.bridge-nf-call-iptables', bridgeNf);
+    ensureSysctl('net.bridge.bridge-nf-call-ip6tables', bridgeNf);
     const enforcer = new NetworkPolicyEnforcer({
       client,
       nodeName: settings.nodeName,

@@ -3,6 +3,13 @@
  * (docs/cluster.md): strata-cni on bridge `cni0` as the pods' default
  * gateway, strata-ipam on the node's pod CIDR.
  *
+ * `routedPods` is on: pods on the node reach each other through the node's
+ * IP layer (isolated bridge ports, proxy ARP on `cni0`), never bridged at
+ * L2, so NetworkPolicy, Services and the mesh's tproxy capture see same-node
+ * traffic in the node's own hooks without br_netfilter. `hairpinMode` is
+ * left out: an isolated port never sends a frame back where it came from,
+ * and a pod reaching itself through its Service is routed back by the node.
+ *
  * `ipMasq` is off: strata-cni's masquerade follows the reference bridge
  * plugin and rewrites everything leaving the node's own pod subnet, which
  * would NAT pod traffic to other nodes. The agent masquerades instead, only
@@ -31,7 +38,7 @@ export function compileConflist(params: NetworkParameters): Record<string, unkno
     isGateway: true,
     isDefaultGateway: true,
     ipMasq: false,
-    hairpinMode: true,
+    routedPods: true,
   };
   if (params.mtu !== undefined) plugin.mtu = params.mtu;
   plugin.ipam = {

@@ -45,6 +45,7 @@ describe('parseBridgeConfig: defaults', () => {
       promiscMode: false,
       enableDad: false,
       portIsolation: false,
+      routedPods: false,
     });
   });
 
@@ -158,6 +159,13 @@ describe('parseBridgeConfig: invalid values', () => {
     { fields: { isGateway: 'true' }, message: /^isGateway must be true or false, got "true"/ },
     { fields: { hairpinMode: 1 }, message: /^hairpinMode must be true or false/ },
     { fields: { enabledad: 'yes' }, message: /^enabledad must be true or false/ },
+    {
+      fields: { routedPods: 'yes', isGateway: true },
+      message: /^routedPods must be true or false, got "yes"/,
+    },
+    // The node routes between the pods through the bridge's gateway address.
+    { fields: { routedPods: true }, message: /^routedPods needs isGateway/ },
+    { fields: { routedPods: true, isGateway: false }, message: /^routedPods needs isGateway/ },
     // Reference bridge: "cannot set hairpin mode and promiscuous mode at the same time".
     { fields: { hairpinMode: true, promiscMode: true }, message: /hairpinMode and promiscMode/ },
   ];
@@ -195,6 +203,32 @@ describe('parseBridgeConfig: invalid values', () => {
       }
     });
   }
+});
+
+// strata's own field (docs/cni.md): pods reach each other through the node's IP layer.
+describe('parseBridgeConfig: routedPods', () => {
+  it('is off unless asked, and then leaves portIsolation as written', () => {
+    assert.equal(parse({ isGateway: true }).routedPods, false);
+    assert.equal(parse({ isGateway: true, routedPods: null }).routedPods, false);
+    assert.equal(parse({ isGateway: true, routedPods: false }).portIsolation, false);
+    assert.equal(parse({ routedPods: false, portIsolation: true }).portIsolation, true);
+  });
+
+  it('implies portIsolation, as isDefaultGateway implies isGateway', () => {
+    const config = parse({ isGateway: true, routedPods: true, portIsolation: false });
+    assert.equal(config.routedPods, true);
+    assert.equal(config.portIsolation, true);
+  });
+
+  it('is satisfied by isDefaultGateway', () => {
+    const config = parse({ isDefaultGateway: true, routedPods: true });
+    assert.equal(config.isGateway, true);
+    assert.equal(config.routedPods, true);
+  });
+
+  it('accepts hairpinMode beside it (an isolated port never hairpins)', () => {
+    assert.equal(parse({ isGateway: true, routedPods: true, hairpinMode: true }).hairpinMode, true);
+  });
 });
 
 describe('parseBridgeConfig: MAC address', () => {

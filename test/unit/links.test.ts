@@ -7,8 +7,10 @@ import type { BridgeConfig } from '../../src/cni/bridge/config.js';
 import {
   type BridgeAddressPlan,
   type ContainerStep,
+  compileBridgeSysctls,
   compileContainerSide,
   compileHostVeth,
+  compilePodSysctls,
   firstAddress,
   gatewayPrefix,
   hostVethName,
@@ -236,6 +238,7 @@ const bridgeConfig: BridgeConfig = {
   promiscMode: false,
   enableDad: false,
   portIsolation: false,
+  routedPods: false,
 };
 
 describe('compileHostVeth', () => {
@@ -284,7 +287,7 @@ describe('compileHostVeth', () => {
 function asIpCommand(step: ContainerStep): string {
   if (step.op === 'up') return 'link set eth0 up';
   if (step.op === 'address') {
-    return `addr add ${formatPrefix(step.prefix)} dev eth0${step.nodad ? ' nodad' : ''}`;
+    return `addr add ${formatPrefix(step.prefix)} dev eth0${step.nodad ? ' nodad' : ''}${step.noprefixroute ? ' noprefixroute' : ''}`;
   }
   const r = step.route;
   let line = `route add ${formatPrefix(r.dst)}${r.gateway ? ` via ${formatIp(r.gateway)}` : ''} dev eth0`;
@@ -357,6 +360,56 @@ describe('compileContainerSide', () => {
     assert.equal(asIpCommand(last), 'route add 192.0.2.0/24 dev eth0');
   });
 
+  // routedPods: IPv4 keeps its on-link subnet (the bridge answers ARP for the other pods);
+  // an IPv6 subnet is reached via the gateway, as the reference ptp plugin wires a pod.
+  it('routedPods: routes an IPv6 subnet via the gateway, after a host route to it', () => {
+    assert.deepEqual(
+      compileContainerSide(ips, [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], false, true).map(
+        asIpCommand,
+      ),
+      [
+        'addr add 10.1.0.5/24 dev eth0',
+        'addr add fd00::5/64 dev eth0 nodad noprefixroute',
+        'link set eth0 up',
+        'route add fd00::1/128 dev eth0',
+        'route add fd00::/64 via fd00::1 dev eth0',
+        'route add 0.0.0.0/0 via 10.1.0.1 dev eth0',
+        'route add ::/0 via fd00::1 dev eth0',
+      ],
+    );
+  });
+
+  it('routedPods: an IPAM route to the subnet itself is not added twice', () => {
+    const lines = compileContainerSide(
+      [{ address: 'fd00::5/64', gateway: 'fd00::1' }],
+      [{ dst: 'fd00::/64' }],
+      true,
+      true,
+    ).map(asIpCommand);
+    assert.deepEqual(lines, [
+      'addr add fd00::5/64 dev eth0 noprefixroute',
+      'link set eth0 up',
+      'route add fd00::1/128 dev eth0',
+      'route add fd00::/64 via fd00::1 dev eth0',
+    ]);
+  });
+
+  it('routedPods: two addresses of one subnet get one host route and one subnet route', () => {
+    const lines = compileContainerSide(
+      [
+        { address: 'fd00::5/64', gateway: 'fd00::1' },
+        { address: 'fd00::6/64', gateway: 'fd00::1' },
+      ],
+      [],
+      false,
+      true,
+    ).map(asIpCommand);
+    assert.deepEqual(lines.slice(3), [
+      'route add fd00::1/128 dev eth0',
+      'route add fd00::/64 via fd00::1 dev eth0',
+    ]);
+  });
+
   it('refuses an address or a route that is not a prefix', () => {
     assert.throws(() => compileContainerSide([{ address: 'banana' }], [], false), {
       code: CniErrorCode.InvalidNetworkConfig,
@@ -364,6 +417,40 @@ describe('compileContainerSide', () => {
     assert.throws(() => compileContainerSide(ips, [{ dst: '10.0.0.0/40' }], false), {
       code: CniErrorCode.InvalidNetworkConfig,
     });
+  });
+});
+
+describe('routedPods sysctls', () => {
+  const routed: BridgeConfig = { ...bridgeConfig, bridge: 'br.pods', routedPods: true };
+  const v4 = [{ address: '10.1.0.5/24', gateway: '10.1.0.1' }];
+  const v6 = [{ address: 'fd00::5/64', gateway: 'fd00::1' }];
+
+  const lines = (sysctls: { path: string[]; value: string }[]): string[] =>
+    sysctls.map((s) => `${s.path.join('/')}=${s.value}`);
+
+  it('turns on proxy ARP (pvlan too, at once) on the bridge for IPv4 pods', () => {
+    assert.deepEqual(lines(compileBridgeSysctls(routed, v4)), [
+      'net/ipv4/conf/br.pods/proxy_arp=1',
+      'net/ipv4/conf/br.pods/proxy_arp_pvlan=1',
+      'net/ipv4/neigh/br.pods/proxy_delay=0',
+    ]);
+    assert.deepEqual(compileBridgeSysctls(bridgeConfig, v4), []);
+  });
+
+  it("skips DAD on the bridge's link-local address for IPv6 pods", () => {
+    assert.deepEqual(lines(compileBridgeSysctls(routed, v6)), [
+      'net/ipv6/conf/br.pods/accept_dad=0',
+    ]);
+    assert.equal(compileBridgeSysctls(routed, [...v4, ...v6]).length, 4);
+    assert.deepEqual(compileBridgeSysctls(bridgeConfig, v6), []);
+  });
+
+  it('turns ICMPv6 redirects off in the pod for IPv6 pods', () => {
+    assert.deepEqual(lines(compilePodSysctls(routed, 'net1', [...v4, ...v6])), [
+      'net/ipv6/conf/net1/accept_redirects=0',
+    ]);
+    assert.deepEqual(compilePodSysctls(routed, 'eth0', v4), []);
+    assert.deepEqual(compilePodSysctls(bridgeConfig, 'eth0', v6), []);
   });
 });
 

@@ -2,7 +2,9 @@
  * CHECK: the attachment is still as ADD left it (CNI spec 1.1.0, "CHECK"):
  * the interface in the prevResult exists in the pod, is the container end of
  * our veth, carries the result's MAC, addresses and routes; its host end is
- * on the bridge.
+ * on the bridge, isolated when the configuration asks; with routedPods the
+ * bridge still answers ARP for the pods and IPv6 subnets are routed via the
+ * gateway in the pod.
  */
 import { CniError, CniErrorCode } from '../errors.js';
 import type { CniEnvironment } from '../environment.js';
@@ -19,6 +21,7 @@ import {
   parsePrefix,
 } from '../../netaddr/ip.js';
 import type { BridgeConfig } from './config.js';
+import { compileBridgeSysctls, readSysctl } from './links.js';
 
 function failed(message: string): CniError {
   return new CniError(CniErrorCode.Internal, `CHECK failed: ${message}`);
@@ -86,6 +89,18 @@ export async function checkAttachment(
         dst: r.dst.length === 0 ? defaultRoute(r.dst.address.family) : networkOf(r.dst),
         gw: r.gateway ? formatIp(r.gateway) : undefined,
       }));
+    if (config.routedPods) {
+      for (const ip of prev.ips) {
+        const p = parsePrefix(ip.address);
+        if (!p || p.address.family !== 6 || !ip.gateway) continue;
+        if (ip.interface !== undefined && ip.interface !== index) continue;
+        const gw = parseIp(ip.gateway);
+        const subnet = networkOf(p);
+        if (!installed.some((r) => r.dst === subnet && gw && r.gw === formatIp(gw))) {
+          throw failed(`route to ${subnet} via ${ip.gateway} is missing in ${env.netns}`);
+        }
+      }
+    }
     for (const route of prev.routes) {
       const family = familyOf(route.dst);
       const dst = parsePrefix(route.dst);
@@ -105,6 +120,16 @@ export async function checkAttachment(
     }
     if (link.peerIndex !== undefined && link.peerIndex !== host.index) {
       throw failed(`${env.ifname} is not paired with ${hostVeth}`);
+    }
+    if (config.portIsolation && host.bridgePort?.isolated !== true) {
+      throw failed(`host end ${hostVeth} is not isolated on bridge ${config.bridge}`);
+    }
+    // Proxy ARP is what pods reach each other by; accept_dad mattered only when the bridge came up.
+    for (const s of compileBridgeSysctls(config, prev.ips).filter((s) => s.path[1] === 'ipv4')) {
+      const value = readSysctl(s);
+      if (value !== s.value) {
+        throw failed(`${s.path.join('.')} is ${value ?? 'unreadable'}, expected ${s.value}`);
+      }
     }
   } finally {
     pod.close();

@@ -2,7 +2,8 @@
  * The strata-cni network configuration: the reference `bridge` plugin's
  * fields with the same names and defaults, so an existing bridge conflist
  * works by changing its `type`. Fields of the reference plugin that strata
- * does not implement are refused with code 2, never ignored.
+ * does not implement are refused with code 2, never ignored. One field is
+ * strata's own, off by default: `routedPods` (docs/cni.md).
  */
 import { CniError, CniErrorCode } from '../errors.js';
 import { validateInterfaceName } from '../environment.js';
@@ -19,7 +20,14 @@ export interface BridgeConfig {
   hairpinMode: boolean;
   promiscMode: boolean;
   enableDad: boolean;
+  /** The reference field; also on whenever routedPods is. */
   portIsolation: boolean;
+  /**
+   * strata's own: pods on the bridge reach each other through the node's IP
+   * layer instead of at L2 (isolated ports, proxy ARP on the bridge, IPv6
+   * subnets routed via the gateway in the pod). Implies portIsolation.
+   */
+  routedPods: boolean;
   /** The MAC asked for by runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC=. */
   mac?: string;
 }
@@ -49,6 +57,7 @@ const knownKeys = new Set([
   'promiscMode',
   'enabledad',
   'portIsolation',
+  'routedPods',
   // Only meaningful with vlan, which is refused; the reference ignores it otherwise.
   'preserveDefaultVlan',
 ]);
@@ -144,8 +153,15 @@ export function parseBridgeConfig(conf: NetConf, env?: CniEnvironment): BridgeCo
     hairpinMode: flag(raw, 'hairpinMode'),
     promiscMode: flag(raw, 'promiscMode'),
     enableDad: flag(raw, 'enabledad'),
-    portIsolation: flag(raw, 'portIsolation'),
+    portIsolation: flag(raw, 'portIsolation') || flag(raw, 'routedPods'),
+    routedPods: flag(raw, 'routedPods'),
   };
+  if (config.routedPods && !config.isGateway) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      'routedPods needs isGateway (or isDefaultGateway): pods reach each other through the gateway address on the bridge',
+    );
+  }
   if (config.hairpinMode && config.promiscMode) {
     throw new CniError(
       CniErrorCode.InvalidNetworkConfig,

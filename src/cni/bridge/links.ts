@@ -4,7 +4,7 @@
  * namespace. Functions named compile* and plan* decide and touch nothing;
  * apply* and ensure* carry the decision out over rtnetlink.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { checkpoint } from '../checkpoints.js';
 import { CniError, CniErrorCode } from '../errors.js';
 import type { CniIpConfig, CniRoute } from '../result.js';
@@ -24,6 +24,7 @@ import {
   setLinkAlias,
   setLinkFlags,
 } from '../../kernel/netlink/route.js';
+import { inNetns, libc } from '../../kernel/libc.js';
 import { IFF_PROMISC, IFF_UP } from '../../kernel/netlink/message.js';
 import { NetlinkError, type RouteSocket } from '../../kernel/netlink/socket.js';
 
@@ -33,6 +34,7 @@ import {
   formatIp,
   formatPrefix,
   ipEqual,
+  networkOf,
   parseIp,
   parsePrefix,
   prefixContains,
@@ -308,7 +310,7 @@ export function applyHostVeth(
 
 /** One change inside the pod, in order. */
 export type ContainerStep =
-  | { op: 'address'; prefix: IpPrefix; nodad: boolean }
+  | { op: 'address'; prefix: IpPrefix; nodad: boolean; noprefixroute?: boolean }
   | { op: 'up' }
   | { op: 'route'; route: Omit<RouteSpec, 'oif'> };
 
@@ -316,24 +318,58 @@ export type ContainerStep =
  * The pod's side: its addresses, the link up, its routes. A route without a
  * gateway goes via its family's gateway (libcni's ConfigureIface); IPv6
  * addresses skip duplicate address detection unless `enabledad`.
+ *
+ * With `routedPods`, an IPv6 address gets no on-link route to its subnet:
+ * the pod reaches the gateway by a host route and the rest of the subnet via
+ * the gateway, as the reference ptp plugin wires a pod. IPv6 has no
+ * counterpart of proxy_arp_pvlan, so this is what keeps IPv6 between pods on
+ * the node's IP layer (IPv4 keeps its on-link subnet; the bridge answers ARP).
  */
 export function compileContainerSide(
   ips: readonly CniIpConfig[],
   routes: readonly CniRoute[],
   enableDad: boolean,
+  routedPods = false,
 ): ContainerStep[] {
   const steps: ContainerStep[] = [];
   const gateways = new Map<number, IpAddress>();
+  const routedSubnets: { gateway: IpAddress; subnet: IpPrefix }[] = [];
   for (const ip of ips) {
     const prefix = parsePrefix(ip.address);
     if (!prefix) {
       throw new CniError(CniErrorCode.InvalidNetworkConfig, `invalid address "${ip.address}"`);
     }
-    steps.push({ op: 'address', prefix, nodad: prefix.address.family === 6 && !enableDad });
     const gateway = ip.gateway ? parseIp(ip.gateway) : undefined;
+    const routed = routedPods && prefix.address.family === 6 && gateway !== undefined;
+    const step: ContainerStep = {
+      op: 'address',
+      prefix,
+      nodad: prefix.address.family === 6 && !enableDad,
+    };
+    if (routed) {
+      step.noprefixroute = true;
+      const subnet = parsePrefix(networkOf(prefix));
+      if (subnet && !routedSubnets.some((r) => formatPrefix(r.subnet) === formatPrefix(subnet)))
+        routedSubnets.push({ gateway, subnet });
+    }
+    steps.push(step);
     if (gateway && !gateways.has(gateway.family)) gateways.set(gateway.family, gateway);
   }
   steps.push({ op: 'up' });
+  const hosts = new Set<string>();
+  for (const { gateway } of routedSubnets) {
+    const host = formatIp(gateway);
+    if (hosts.has(host)) continue;
+    hosts.add(host);
+    steps.push({ op: 'route', route: { dst: { address: gateway, length: 128 } } });
+  }
+  const ipamDsts = new Set(
+    routes.map((r) => parsePrefix(r.dst)).flatMap((p) => (p ? [formatPrefix(p)] : [])),
+  );
+  for (const { gateway, subnet } of routedSubnets) {
+    if (!ipamDsts.has(formatPrefix(subnet)))
+      steps.push({ op: 'route', route: { dst: subnet, gateway } });
+  }
   for (const r of routes) {
     const dst = parsePrefix(r.dst);
     if (!dst) throw new CniError(CniErrorCode.InvalidNetworkConfig, `invalid route "${r.dst}"`);
@@ -358,10 +394,107 @@ export function applyContainerSide(
   if (index === undefined)
     throw new CniError(CniErrorCode.Internal, `${ifname} vanished from the pod`);
   for (const step of steps) {
-    if (step.op === 'address') addAddress(sock, index, step.prefix, { nodad: step.nodad });
+    if (step.op === 'address')
+      addAddress(sock, index, step.prefix, {
+        nodad: step.nodad,
+        ...(step.noprefixroute ? { noprefixroute: true } : {}),
+      });
     else if (step.op === 'up') setLinkFlags(sock, index, IFF_UP);
     else addRoute(sock, { ...step.route, oif: index });
   }
+}
+
+/** A sysctl as the segments of its path under /proc/sys (an interface name may hold dots). */
+export interface Sysctl {
+  path: string[];
+  value: string;
+}
+
+/**
+ * What routedPods sets on the bridge. For IPv4: the node answers every ARP
+ * request for an address routed through the bridge itself
+ * (`proxy_arp_pvlan`, the private-VLAN proxy ARP of RFC 3069; `proxy_arp`
+ * for the others), at once rather than after up to 0.8 s (`proxy_delay`,
+ * applied to requests the bridge floods). For IPv6: no duplicate address
+ * detection on the bridge's own link-local address, which the node needs to
+ * solicit a pod's address: a new bridge would otherwise hold the first
+ * packets between its pods for a second or two. Applied before the first
+ * port comes up, since that is when the kernel gives the bridge that address.
+ */
+export function compileBridgeSysctls(config: BridgeConfig, ips: readonly CniIpConfig[]): Sysctl[] {
+  if (!config.routedPods) return [];
+  const families = new Set(ips.map((ip) => parsePrefix(ip.address)?.address.family));
+  const out: Sysctl[] = [];
+  if (families.has(4)) {
+    out.push(
+      { path: ['net', 'ipv4', 'conf', config.bridge, 'proxy_arp'], value: '1' },
+      { path: ['net', 'ipv4', 'conf', config.bridge, 'proxy_arp_pvlan'], value: '1' },
+      { path: ['net', 'ipv4', 'neigh', config.bridge, 'proxy_delay'], value: '0' },
+    );
+  }
+  if (families.has(6)) {
+    out.push({ path: ['net', 'ipv6', 'conf', config.bridge, 'accept_dad'], value: '0' });
+  }
+  return out;
+}
+
+/**
+ * What routedPods sets inside the pod for IPv6: no ICMPv6 redirects taken.
+ * The node forwards between pods out of the bridge they came in on, and
+ * IPv6 always sends a redirect then (it has no send_redirects switch); a pod
+ * that took it would look for the other pod on the link, where its isolated
+ * port cannot reach it.
+ */
+export function compilePodSysctls(
+  config: BridgeConfig,
+  ifname: string,
+  ips: readonly CniIpConfig[],
+): Sysctl[] {
+  if (!config.routedPods || !ips.some((ip) => parsePrefix(ip.address)?.address.family === 6))
+    return [];
+  return [{ path: ['net', 'ipv6', 'conf', ifname, 'accept_redirects'], value: '0' }];
+}
+
+function sysctlPath(s: Sysctl): string {
+  return `/proc/sys/${s.path.join('/')}`;
+}
+
+/** The value a sysctl holds now, or undefined when it cannot be read. */
+export function readSysctl(s: Sysctl): string | undefined {
+  try {
+    return readFileSync(sysctlPath(s), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sets each sysctl in this thread's namespace, unless it already has its value. */
+export function applySysctls(sysctls: readonly Sysctl[]): void {
+  for (const s of sysctls) {
+    if (readSysctl(s) === s.value) continue;
+    try {
+      // Opened here, so the file answers for this thread's namespace.
+      const fd = openSync(sysctlPath(s), 'w');
+      try {
+        writeSync(fd, s.value);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      throw new CniError(CniErrorCode.Internal, `setting ${s.path.join('.')} to ${s.value}`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+/** Sets each sysctl inside the namespace at `netns` (the thread enters it and comes back). */
+export async function applySysctlsIn(netns: string, sysctls: readonly Sysctl[]): Promise<void> {
+  if (sysctls.length === 0) return;
+  const c = await libc();
+  inNetns(c, netns, () => {
+    applySysctls(sysctls);
+  });
 }
 
 /** The gateway address the bridge should carry for an IP config: the gateway with the subnet's prefix length. */

@@ -45,7 +45,11 @@ import {
   applyBridgeAddresses,
   applyContainerSide,
   applyHostVeth,
+  applySysctls,
+  applySysctlsIn,
+  compileBridgeSysctls,
   compileHostVeth,
+  compilePodSysctls,
   ensureBridge,
   firstAddress,
   gatewayPrefix,
@@ -202,9 +206,16 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
       undo.push(() => applyMasqueradeRemove(masquerade));
       masqueradeStep = applyMasqueradeAdd(masquerade);
     }
-    const containerSteps = compileContainerSide(result.ips, result.routes, config.enableDad);
+    const containerSteps = compileContainerSide(
+      result.ips,
+      result.routes,
+      config.enableDad,
+      config.routedPods,
+    );
 
     const bridge = ensureBridge(node, config);
+    // Bridge-wide, like the gateway address: stays when a later step fails.
+    applySysctls(compileBridgeSysctls(config, result.ips));
     checkpoint('after-bridge');
     const bridgePlan = planBridgeAddresses(
       config.bridge,
@@ -249,6 +260,7 @@ async function add(conf: NetConf, env: CniEnvironment, stdin: string): Promise<C
     } finally {
       pod.close();
     }
+    await applySysctlsIn(env.netns, compilePodSysctls(config, env.ifname, result.ips));
     checkpoint('after-container');
 
     if (config.isGateway) {

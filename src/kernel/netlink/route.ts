@@ -74,6 +74,18 @@ import { NetlinkError, type RouteSocket } from './socket.js';
 
 const familyCode = { 4: AF_INET, 6: AF_INET6 } as const;
 
+/** IFLA_LINKINFO's attributes for the master's view of a port (linux/if_link.h). */
+const IFLA_INFO_SLAVE_KIND = 4;
+const IFLA_INFO_SLAVE_DATA = 5;
+/** IFA_FLAGS: no prefix route for the address's subnet (linux/if_addr.h). */
+const IFA_F_NOPREFIXROUTE = 0x200;
+
+/** A bridge port's flags, as the bridge reports them for its port. */
+export interface BridgePortInfo {
+  hairpin: boolean;
+  isolated: boolean;
+}
+
 export interface LinkInfo {
   index: number;
   name: string;
@@ -88,6 +100,8 @@ export interface LinkInfo {
   master?: number;
   /** IFLA_LINK: for a veth, its peer's index (in the peer's namespace). */
   peerIndex?: number;
+  /** For a port of a bridge: its port flags (IFLA_INFO_SLAVE_DATA). */
+  bridgePort?: BridgePortInfo;
 }
 
 function text(value: Buffer | undefined): string {
@@ -96,13 +110,14 @@ function text(value: Buffer | undefined): string {
 
 function decodeLink(payload: Buffer): LinkInfo {
   const attrs = decodeAttributes(payload.subarray(16));
-  const linkinfo = attrs.get(IFLA_LINKINFO);
+  const raw = attrs.get(IFLA_LINKINFO);
+  const linkinfo = raw ? decodeAttributes(raw) : undefined;
   const mac = attrs.get(IFLA_ADDRESS);
   const info: LinkInfo = {
     index: payload.readInt32LE(4),
     name: text(attrs.get(IFLA_IFNAME)),
     flags: payload.readUInt32LE(8),
-    kind: text(linkinfo ? decodeAttributes(linkinfo).get(IFLA_INFO_KIND) : undefined),
+    kind: text(linkinfo?.get(IFLA_INFO_KIND)),
     mac: mac ? [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '',
     mtu: attrs.get(IFLA_MTU)?.readUInt32LE(0) ?? 0,
     alias: text(attrs.get(IFLA_IFALIAS)),
@@ -111,6 +126,14 @@ function decodeLink(payload: Buffer): LinkInfo {
   if (master) info.master = master.readUInt32LE(0);
   const peer = attrs.get(IFLA_LINK);
   if (peer) info.peerIndex = peer.readUInt32LE(0);
+  const portData = linkinfo?.get(IFLA_INFO_SLAVE_DATA);
+  if (text(linkinfo?.get(IFLA_INFO_SLAVE_KIND)) === 'bridge' && portData) {
+    const port = decodeAttributes(portData);
+    info.bridgePort = {
+      hairpin: port.get(IFLA_BRPORT_MODE)?.readUInt8(0) === 1,
+      isolated: port.get(IFLA_BRPORT_ISOLATED)?.readUInt8(0) === 1,
+    };
+  }
   return info;
 }
 
@@ -270,14 +293,19 @@ function addressAttributes(prefix: IpPrefix): Attribute[] {
   ];
 }
 
-/** Adds an address (with its prefix length) to a link; IPv6 with `nodad` skips duplicate address detection. */
+/**
+ * Adds an address (with its prefix length) to a link; IPv6 with `nodad`
+ * skips duplicate address detection, and `noprefixroute` leaves out the
+ * kernel's route to the address's subnet.
+ */
 export function addAddress(
   sock: RouteSocket,
   index: number,
   prefix: IpPrefix,
-  options: { nodad?: boolean } = {},
+  options: { nodad?: boolean; noprefixroute?: boolean } = {},
 ): void {
-  const flags = options.nodad ? IFA_F_NODAD : 0;
+  const flags =
+    (options.nodad ? IFA_F_NODAD : 0) | (options.noprefixroute ? IFA_F_NOPREFIXROUTE : 0);
   const attrs = addressAttributes(prefix);
   if (flags) attrs.push({ type: IFA_FLAGS, value: u32(flags) });
   sock.request(
