@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { KubeObject } from '../../src/api/types.js';
 import { Lab, inNetns, sh } from '../support/netns.js';
+import { routedLab } from '../support/routed-lab.js';
 
 const root = process.getuid?.() === 0;
 const proxyScript = join(
@@ -103,47 +104,9 @@ describe('the node proxy on one node', { skip: !root && 'needs root' }, () => {
     }).stdout.trim();
 
   before(async () => {
-    node = lab.netns('mpn');
-    pods.a = lab.netns('mpa');
-    pods.b = lab.netns('mpb');
-    pods.c = lab.netns('mpc');
-    sh('ip', ['-n', node, 'link', 'add', 'cni0', 'type', 'bridge']);
-    sh('ip', ['-n', node, 'addr', 'add', '10.250.0.1/24', 'dev', 'cni0']);
-    sh('ip', ['-n', node, 'link', 'set', 'cni0', 'up']);
-    for (const [which, ip] of Object.entries(podIp) as ['a' | 'b' | 'c', string][]) {
-      const host = `veth${which}`;
-      const ns = pods[which];
-      sh('ip', [
-        '-n',
-        node,
-        'link',
-        'add',
-        host,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        ns,
-      ]);
-      sh('ip', ['-n', node, 'link', 'set', host, 'master', 'cni0', 'up']);
-      sh('ip', ['-n', node, 'link', 'set', 'dev', host, 'type', 'bridge_slave', 'isolated', 'on']);
-      sh('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-      sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-      sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', '10.250.0.1']);
-    }
-    sh('ip', [
-      'netns',
-      'exec',
-      node,
-      'sysctl',
-      '-qw',
-      'net.ipv4.ip_forward=1',
-      'net.ipv4.conf.cni0.proxy_arp=1',
-      'net.ipv4.conf.cni0.proxy_arp_pvlan=1',
-      'net.bridge.bridge-nf-call-iptables=0',
-    ]);
+    const made = routedLab(lab, 'mp', '10.250.0.0/24', podIp);
+    node = made.node;
+    Object.assign(pods, made.pods);
     lab.serveTcp(pods.b, '0.0.0.0', 8080, '$NCAT_REMOTE_ADDR');
     lab.serveTcp(pods.c, '0.0.0.0', 8080, '$NCAT_REMOTE_ADDR');
     const dir = lab.dir('strata-mesh-proxy-');

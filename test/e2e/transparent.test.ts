@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Lab, inNetns, sh } from '../support/netns.js';
+import { routedLab } from '../support/routed-lab.js';
 
 const root = process.getuid?.() === 0;
 const proxyScript = join(
@@ -26,48 +27,10 @@ describe('transparent proxying in routed pod mode', { skip: !root && 'needs root
   let a = '';
   let b = '';
   before(() => {
-    node = lab.netns('tpn');
-    a = lab.netns('tpa');
-    b = lab.netns('tpb');
-    sh('ip', ['-n', node, 'link', 'add', 'cni0', 'type', 'bridge']);
-    sh('ip', ['-n', node, 'addr', 'add', '10.250.0.1/24', 'dev', 'cni0']);
-    sh('ip', ['-n', node, 'link', 'set', 'cni0', 'up']);
-    for (const [pod, last] of [
-      [a, 2],
-      [b, 3],
-    ] as const) {
-      const host = `veth${last}`;
-      sh('ip', [
-        '-n',
-        node,
-        'link',
-        'add',
-        host,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        pod,
-      ]);
-      sh('ip', ['-n', node, 'link', 'set', host, 'master', 'cni0', 'up']);
-      sh('ip', ['-n', node, 'link', 'set', 'dev', host, 'type', 'bridge_slave', 'isolated', 'on']);
-      sh('ip', ['-n', pod, 'addr', 'add', `10.250.0.${last}/24`, 'dev', 'eth0']);
-      sh('ip', ['-n', pod, 'link', 'set', 'eth0', 'up']);
-      sh('ip', ['-n', pod, 'route', 'add', 'default', 'via', '10.250.0.1']);
-    }
-    sh('ip', [
-      'netns',
-      'exec',
-      node,
-      'sysctl',
-      '-qw',
-      'net.ipv4.ip_forward=1',
-      'net.ipv4.conf.cni0.proxy_arp=1',
-      'net.ipv4.conf.cni0.proxy_arp_pvlan=1',
-      'net.bridge.bridge-nf-call-iptables=0',
-    ]);
+    const made = routedLab(lab, 'tp', '10.250.0.0/24', { a: '10.250.0.2', b: '10.250.0.3' });
+    node = made.node;
+    a = made.pods.a;
+    b = made.pods.b;
     // Replies to the proxy's transparent connections (ct mark 0x539) and tproxy'd packets
     // (mark 0x111) are delivered locally; the proxy's own packets (0x539) route normally.
     sh('ip', ['-n', node, 'rule', 'add', 'fwmark', '0x111', 'lookup', '133']);
