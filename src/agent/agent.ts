@@ -20,6 +20,7 @@ import { ApiClient, ApiError } from '../client/index.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { type IpPrefix, formatPrefix } from '../netaddr/ip.js';
 import { compileConflist, writeConflist } from './conflist.js';
+import { MeshAgent } from './mesh.js';
 import { ContainerLogRotation } from './container-logs.js';
 import { findExecutable } from './containers.js';
 import { baseEnvironment } from './launch.js';
@@ -151,6 +152,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   let policy: NetworkPolicyEnforcer | undefined;
   let dropLog: DropLog | undefined;
   let services: ServiceProxy | undefined;
+  let mesh: MeshAgent | undefined;
   const logRotation = new ContainerLogRotation(
     settings.podsDir,
     settings.containerLogs,
@@ -161,6 +163,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     logRotation.stop();
     peerNetwork?.stop();
     await pods?.stop();
+    await mesh?.stop();
     dropLog?.stop();
     await services?.stop();
     await policy?.stop();
@@ -245,6 +248,21 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     services = proxy;
     await proxy.start();
     log('Services programmed');
+    if (settings.mesh) {
+      // The mesh (mesh.ts) captures enrolled pods before any pod is adopted or started.
+      const ambient = new MeshAgent({
+        client,
+        nodeName: settings.nodeName,
+        nodeDir: settings.nodeDir,
+        caSocket: settings.mesh.caSocket,
+        tokenFile: settings.mesh.caTokenFile,
+        trustDomain: settings.mesh.trustDomain,
+        log,
+      });
+      mesh = ambient;
+      await ambient.start();
+      log('mesh proxy running');
+    }
     const manager = new PodManager({
       settings,
       client,

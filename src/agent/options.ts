@@ -48,6 +48,12 @@ export interface AgentOptions {
   containerLogMaxFiles?: number;
   /** How often container logs are checked for rotation; 10 s (kubelet's containerLogMonitorInterval). */
   containerLogMonitorIntervalMs?: number;
+  /** The controller's mesh CA service (`<state>/ca.sock`); the mesh runs only with caTokenFile too. */
+  caSocket?: string;
+  /** This node's CA token (`<state>/nodes/<node>/ca-token`). */
+  caTokenFile?: string;
+  /** The mesh's trust domain; `cluster.local` when unset. */
+  trustDomain?: string;
   /** Where the agent reports what it does; stderr when unset. */
   log?: (line: string) => void;
   /** Aborts a start that is still waiting (for the API server, for the pod CIDR). */
@@ -76,6 +82,8 @@ export interface AgentSettings {
   containerLogs: LogRotationLimits;
   containerLogMonitorIntervalMs: number;
   log: (line: string) => void;
+  /** The ambient mesh (src/agent/mesh.ts): on only when both CA paths are given. */
+  mesh?: { caSocket: string; caTokenFile: string; trustDomain: string };
   /** `<stateDir>/nodes/<node>`, and the paths docs/cluster.md lays out under it. */
   nodeDir: string;
   netDir: string;
@@ -180,6 +188,22 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
       `--container-log-monitor-interval must be at least 10ms: got ${String(logIntervalMs)}ms`,
     );
   }
+  if ((options.caSocket === undefined) !== (options.caTokenFile === undefined)) {
+    throw new AgentUsageError('--ca-socket and --ca-token-file go together (the mesh needs both)');
+  }
+  if (options.caSocket === '' || options.caTokenFile === '') {
+    throw new AgentUsageError('--ca-socket and --ca-token-file must not be empty');
+  }
+  const trustDomain = options.trustDomain ?? 'cluster.local';
+  if (!nodeNamePattern.test(trustDomain) || trustDomain.length > 253) {
+    throw new AgentUsageError(
+      `--trust-domain must be a DNS-1123 subdomain: got ${JSON.stringify(trustDomain)}`,
+    );
+  }
+  const mesh =
+    options.caSocket !== undefined && options.caTokenFile !== undefined
+      ? { caSocket: options.caSocket, caTokenFile: options.caTokenFile, trustDomain }
+      : undefined;
   const nodeDir = join(stateDir, 'nodes', nodeName);
   return {
     stateDir,
@@ -203,6 +227,7 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
     containerLogs: { maxBytes: logMaxBytes, maxFiles: logMaxFiles },
     containerLogMonitorIntervalMs: logIntervalMs,
     log: options.log ?? stderrLog,
+    ...(mesh === undefined ? {} : { mesh }),
     nodeDir,
     netDir: options.cniConfDir ?? join(nodeDir, 'net.d'),
     cniCacheDir: join(nodeDir, 'cni-cache'),
@@ -216,6 +241,7 @@ export const agentUsage = `Usage: strata agent --state-dir DIR --api SOCKET --no
                     [--cluster-cidr CIDR] [--service-cidr CIDR] [--cluster-dns IP]...
                     [--cluster-domain DOMAIN] [--container-log-max-size SIZE]
                     [--container-log-max-files N] [--container-log-monitor-interval DURATION]
+                    [--ca-socket SOCKET --ca-token-file FILE [--trust-domain DOMAIN]]
 
 Runs the node agent inside the node's network namespace: registers the Node, runs the
 pods bound to it (network namespace, CNI, processes), routes to other nodes' pods, and
@@ -224,6 +250,9 @@ programs NetworkPolicy and Service virtual IPs in nftables. Pods get a resolv.co
 Container logs are rotated past --container-log-max-size (10Mi; bytes, or Ki, Mi, Gi),
 keeping --container-log-max-files files each (3), checked every
 --container-log-monitor-interval (10s; ms, s or m).
+With --ca-socket and --ca-token-file (the controller's mesh CA service and this node's
+token) the agent also runs the node's ambient mesh proxy (docs/mesh.md) for the
+--trust-domain (cluster.local).
 `;
 
 const sizeUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
@@ -268,6 +297,9 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
         'container-log-max-size': { type: 'string' },
         'container-log-max-files': { type: 'string' },
         'container-log-monitor-interval': { type: 'string' },
+        'ca-socket': { type: 'string' },
+        'ca-token-file': { type: 'string' },
+        'trust-domain': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -318,5 +350,8 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
       parseDuration,
       'a duration (10s, 500ms)',
     ),
+    caSocket: optional('ca-socket'),
+    caTokenFile: optional('ca-token-file'),
+    trustDomain: optional('trust-domain'),
   };
 }

@@ -356,9 +356,18 @@ class Startup {
         const dns = clusterDnsAddress(this.record.serviceCidr);
         services.push('--cluster-dns', dns, '--cluster-domain', clusterDomain);
       }
+      // The mesh: the controller's CA service and this node's token (meshCa wrote it).
+      const mesh = [
+        '--ca-socket',
+        paths.caSocket,
+        '--ca-token-file',
+        nodeCaTokenFile(this.stateDir, node.name),
+        '--trust-domain',
+        this.trustDomain,
+      ];
       await this.#start(
         `agent-${node.name}`,
-        [...args, '--node-ip', node.ip, '--backend', backend, ...cluster, ...services],
+        [...args, '--node-ip', node.ip, '--backend', backend, ...cluster, ...services, ...mesh],
         node.netns,
       );
     }
