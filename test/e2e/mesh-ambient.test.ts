@@ -201,6 +201,8 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
     );
     assert.equal(line['dst.identity'], spiffe('server'));
     assert.equal(line['src.namespace'], meshNs);
+    // The source workload's address, not the node the tunnel came from.
+    assert.equal(line['src.addr'], ip.client);
   });
 
   it('refuses a pod outside the mesh under STRICT and accepts it under PERMISSIVE', async () => {

@@ -512,7 +512,8 @@ export class NodeProxy {
       source: trafficWorkload(sourceWorkload, request.source),
       destination: trafficWorkload(target, target?.identity),
       security: 'mutual_tls',
-      sourceAddress: formatAuthority(request.peer),
+      // The source workload's address, as ztunnel logs it (the tunnel's peer is a node).
+      sourceAddress: sourceIp,
       destinationAddress: formatAuthority(request.local),
       hboneAddress: destinationText,
     };
