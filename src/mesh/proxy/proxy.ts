@@ -22,33 +22,25 @@
  * come from outside: the agent feeds the index from its informers and holds
  * a CertificateManager (src/mesh/certificates/); tests give a static index
  * and a local CA.
+ *
+ * This file is the spine: the listeners, the lifecycle and status. The paths
+ * live beside it: outbound.ts, inbound.ts (HBONE and plaintext), and
+ * connection.ts (what they share).
  */
 import type { Server, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { connectTransparent, listenTransparent } from '../../kernel/transparent.js';
+import { listenTransparent } from '../../kernel/transparent.js';
 import { HboneClient } from '../hbone/client.js';
-import { formatAuthority, parseForwardedFor } from '../hbone/connect-request.js';
-import { HboneConnectError } from '../hbone/errors.js';
-import { relay } from '../hbone/relay.js';
-import {
-  HboneServer,
-  type HboneConnectRequest,
-  type HboneRefusal,
-  type HboneServerEvent,
-} from '../hbone/server.js';
-import { formatSpiffeId, sameSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import { formatAuthority } from '../hbone/connect-request.js';
+import { HboneServer, type HboneServerEvent } from '../hbone/server.js';
+import type { SpiffeId } from '../identity/spiffe.js';
 import type { WorkloadCertificate } from '../identity/workload.js';
-import { authorize, effectiveMtls, type AuthorizationDecision } from '../policy/index.js';
 import { AccessLog, openAccessLogFile } from '../telemetry/access-log.js';
-import {
-  TcpMetrics,
-  type ConnectionOpen,
-  type ResponseFlags,
-  type TcpConnection,
-  type TrafficWorkload,
-} from '../telemetry/metrics.js';
+import { TcpMetrics } from '../telemetry/metrics.js';
 import { Readiness, TelemetryServer } from '../telemetry/server.js';
-import { defaultCapturePorts, proxyMark } from './capture.js';
+import { defaultCapturePorts } from './capture.js';
+import { describe, type ProxyContext } from './connection.js';
+import { proxyInboundHbone, proxyInboundPlaintext } from './inbound.js';
+import { proxyOutbound } from './outbound.js';
 import type { Workload, WorkloadIndex } from './workloads.js';
 
 /**
@@ -123,55 +115,6 @@ const defaultPorts: NodeProxyPorts = {
   readiness: 15021,
 };
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function trafficWorkload(workload: Workload | undefined, identity?: SpiffeId): TrafficWorkload {
-  const out: TrafficWorkload = {};
-  if (workload !== undefined) {
-    out.pod = workload.telemetry.pod;
-    out.namespace = workload.telemetry.namespace;
-    out.workload = workload.telemetry.workload;
-    out.canonicalService = workload.telemetry.canonicalService;
-    out.canonicalRevision = workload.telemetry.canonicalRevision;
-  }
-  if (identity !== undefined) out.identity = formatSpiffeId(identity);
-  return out;
-}
-
-function reset(socket: Socket): void {
-  if (socket.destroyed) return;
-  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
-  else socket.destroy();
-}
-
-/**
- * Bytes both ways between two sockets, each direction closing on its own
- * (FIN for FIN), an error on either side resetting the other. Resolves when
- * both are closed.
- */
-function splice(a: Socket, b: Socket): Promise<{ error?: Error }> {
-  return new Promise((resolve) => {
-    let failure: Error | undefined;
-    let closed = 0;
-    const onClose = () => {
-      closed += 1;
-      if (closed === 2) resolve(failure === undefined ? {} : { error: failure });
-    };
-    const onError = (other: Socket) => (error: Error) => {
-      failure ??= error;
-      reset(other);
-    };
-    a.on('error', onError(b));
-    b.on('error', onError(a));
-    a.once('close', onClose);
-    b.once('close', onClose);
-    a.pipe(b);
-    b.pipe(a);
-  });
-}
-
 /**
  * The HBONE server takes sockets accepted by its own listener; the proxy's
  * listener is transparent (made through koffi), so its sockets are handed to
@@ -199,6 +142,7 @@ export class NodeProxy {
   #listeners: Server[] = [];
   #telemetry: TelemetryServer | undefined;
   #running = false;
+  readonly #context: ProxyContext;
 
   constructor(options: NodeProxyOptions) {
     this.#options = options;
@@ -209,6 +153,17 @@ export class NodeProxy {
         this.#accessLog?.write(connection);
       },
     });
+    this.#context = {
+      options,
+      ports: this.#ports,
+      metrics: this.#metrics,
+      sockets: this.#sockets,
+      decided: (decision) => {
+        this.#decided(decision);
+      },
+      localEnrolled: (ip) => this.#localEnrolled(ip),
+      requireClient: () => this.#requireClient(),
+    };
   }
 
   get metrics(): TcpMetrics {
@@ -237,7 +192,7 @@ export class NodeProxy {
         if (workload === undefined) return undefined;
         return { certificate: await this.#options.certificates.certificateFor(workload.identity) };
       },
-      handler: (request) => this.#inboundHbone(request),
+      handler: (request) => proxyInboundHbone(this.#context, request),
       onEvent: (event) => {
         this.#onHboneEvent(event);
       },
@@ -252,11 +207,11 @@ export class NodeProxy {
       this.#listeners.push(
         await listenTransparent(this.#address, this.#ports.outbound, (socket) => {
           track(socket);
-          void this.#outbound(socket);
+          void proxyOutbound(this.#context, socket);
         }),
         await listenTransparent(this.#address, this.#ports.inboundPlaintext, (socket) => {
           track(socket);
-          void this.#inboundPlaintext(socket);
+          void proxyInboundPlaintext(this.#context, socket);
         }),
         await listenTransparent(this.#address, this.#ports.hbone, (socket) => {
           injectInto(server, socket);
@@ -333,256 +288,6 @@ export class NodeProxy {
       : undefined;
   }
 
-  /** Counts a connection that was refused before any byte passed. */
-  #refused(open: ConnectionOpen, flags: ResponseFlags, error: string): void {
-    this.#metrics.open(open).close({ responseFlags: flags, error });
-  }
-
-  /** Counts the bytes of `client` (the socket facing whoever opened the connection) at its close. */
-  #countAtClose(connection: TcpConnection, client: Socket): void {
-    client.once('close', (hadError: boolean) => {
-      connection.received(client.bytesRead);
-      connection.sent(client.bytesWritten);
-      connection.close(hadError ? { error: 'connection reset' } : {});
-    });
-  }
-
-  async #outbound(socket: Socket): Promise<void> {
-    socket.allowHalfOpen = true;
-    socket.pause();
-    socket.on('error', () => undefined);
-    const sourceIp = socket.remoteAddress ?? '';
-    const destination = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const sourceText = `${sourceIp}:${socket.remotePort ?? 0}`;
-    const destinationText = formatAuthority(destination);
-    const source = this.#localEnrolled(sourceIp);
-    const target = this.#options.workloads.byIp(destination.address);
-    const base = {
-      direction: 'outbound' as const,
-      source: sourceText,
-      destination: destinationText,
-    };
-    if (source !== undefined && target?.enrolled === true) {
-      const open: ConnectionOpen = {
-        reporter: 'source',
-        source: trafficWorkload(source, source.identity),
-        destination: trafficWorkload(target, target.identity),
-        security: 'mutual_tls',
-        sourceAddress: sourceText,
-        destinationAddress: formatAuthority({ address: target.ip, port: this.#ports.hbone }),
-        hboneAddress: destinationText,
-      };
-      let stream;
-      try {
-        const certificate = await this.#options.certificates.certificateFor(source.identity);
-        stream = await this.#requireClient().connect({
-          source: certificate,
-          destination,
-          peer: { address: target.ip, port: this.#ports.hbone },
-          expectedIdentity: target.identity,
-          sourceAddress: sourceIp,
-        });
-      } catch (error) {
-        const denied = error instanceof HboneConnectError && error.status === 401;
-        this.#refused(open, denied ? 'DENY' : 'CONNECT', describe(error));
-        this.#decided({ ...base, outcome: denied ? 'deny' : 'error', reason: describe(error) });
-        reset(socket);
-        return;
-      }
-      const connection = this.#metrics.open(open);
-      this.#decided({ ...base, outcome: 'hbone', sourceIdentity: formatSpiffeId(source.identity) });
-      this.#countAtClose(connection, socket);
-      socket.resume();
-      await relay(stream, socket);
-      return;
-    }
-    // Not to an enrolled workload (or from a pod the capture still names but the index no longer
-    // does): straight on, from the source's own address.
-    const open: ConnectionOpen = {
-      reporter: 'source',
-      source: trafficWorkload(source ?? this.#options.workloads.byIp(sourceIp)),
-      destination: trafficWorkload(target),
-      security: 'unknown',
-      sourceAddress: sourceText,
-      destinationAddress: destinationText,
-    };
-    await this.#passthrough(socket, open, base, sourceIp, destination, 'passthrough');
-  }
-
-  async #passthrough(
-    socket: Socket,
-    open: ConnectionOpen,
-    base: Omit<ProxyDecision, 'outcome'>,
-    sourceIp: string,
-    destination: { address: string; port: number },
-    outcome: 'passthrough' | 'allow',
-  ): Promise<void> {
-    let upstream: Socket;
-    try {
-      upstream = await connectTransparent({
-        source: sourceIp,
-        host: destination.address,
-        port: destination.port,
-        mark: proxyMark,
-      });
-    } catch (error) {
-      this.#refused(open, 'CONNECT', describe(error));
-      this.#decided({ ...base, outcome: 'error', reason: describe(error) });
-      reset(socket);
-      return;
-    }
-    upstream.allowHalfOpen = true;
-    this.#sockets.add(upstream);
-    upstream.once('close', () => this.#sockets.delete(upstream));
-    const connection = this.#metrics.open(open);
-    this.#decided({ ...base, outcome });
-    this.#countAtClose(connection, socket);
-    socket.resume();
-    await splice(socket, upstream);
-  }
-
-  async #inboundPlaintext(socket: Socket): Promise<void> {
-    socket.allowHalfOpen = true;
-    socket.pause();
-    socket.on('error', () => undefined);
-    const sourceIp = socket.remoteAddress ?? '';
-    const destination = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const sourceText = `${sourceIp}:${socket.remotePort ?? 0}`;
-    const destinationText = formatAuthority(destination);
-    const base = {
-      direction: 'inbound-plaintext' as const,
-      source: sourceText,
-      destination: destinationText,
-    };
-    const target = this.#localEnrolled(destination.address);
-    const open: ConnectionOpen = {
-      reporter: 'destination',
-      source: trafficWorkload(this.#options.workloads.byIp(sourceIp)),
-      destination: trafficWorkload(target, target?.identity),
-      security: 'unknown',
-      sourceAddress: sourceText,
-      destinationAddress: destinationText,
-    };
-    if (target !== undefined) {
-      const policy = { rootNamespace: this.#options.rootNamespace ?? 'istio-system' };
-      const mtls = effectiveMtls(
-        target,
-        destination.port,
-        this.#options.workloads.peerAuthentications(),
-        policy,
-      );
-      let refusal: string | undefined;
-      if (!mtls.acceptsPlaintext) {
-        refusal = `plaintext refused: mTLS mode ${mtls.mode}${typeof mtls.source === 'string' ? '' : ` (PeerAuthentication ${mtls.source.namespace}/${mtls.source.name})`}`;
-      } else {
-        const decision = authorize(
-          target,
-          { sourceIp, destinationIp: destination.address, destinationPort: destination.port },
-          this.#options.workloads.authorizationPolicies(),
-          policy,
-        );
-        if (decision.verdict === 'deny') refusal = denialReason(decision);
-      }
-      if (refusal !== undefined) {
-        this.#refused(open, 'DENY', refusal);
-        this.#decided({ ...base, outcome: 'deny', reason: refusal });
-        reset(socket);
-        return;
-      }
-    }
-    await this.#passthrough(socket, open, base, sourceIp, destination, 'allow');
-  }
-
-  async #inboundHbone(request: HboneConnectRequest): Promise<Duplex | HboneRefusal> {
-    const destination = request.destination;
-    const forwarded = parseForwardedFor(headerText(request.headers.forwarded));
-    const sourceIp = forwarded ?? request.peer.address;
-    const sourceText = sourceIp;
-    const destinationText = formatAuthority(destination);
-    const base = {
-      direction: 'inbound-hbone' as const,
-      source: sourceText,
-      destination: destinationText,
-      sourceIdentity: formatSpiffeId(request.source),
-    };
-    const target = this.#localEnrolled(destination.address);
-    const sourceWorkload = this.#options.workloads.byIp(sourceIp);
-    const open: ConnectionOpen = {
-      reporter: 'destination',
-      source: trafficWorkload(sourceWorkload, request.source),
-      destination: trafficWorkload(target, target?.identity),
-      security: 'mutual_tls',
-      // The source workload's address, as ztunnel logs it (the tunnel's peer is a node).
-      sourceAddress: sourceIp,
-      destinationAddress: formatAuthority(request.local),
-      hboneAddress: destinationText,
-    };
-    const refuse = (status: number, flags: ResponseFlags, reason: string): HboneRefusal => {
-      this.#refused(open, flags, reason);
-      this.#decided({ ...base, outcome: flags === 'DENY' ? 'deny' : 'error', reason });
-      return { refuse: status, reason };
-    };
-    if (target === undefined) {
-      return refuse(400, 'CONNECT', `${destinationText} is not an enrolled workload of this node`);
-    }
-    if (!sameSpiffeId(target.identity, request.localIdentity)) {
-      return refuse(
-        400,
-        'CONNECT',
-        `${destinationText} runs as ${formatSpiffeId(target.identity)}, not ${formatSpiffeId(request.localIdentity)} the tunnel was made with`,
-      );
-    }
-    // The source proxy names the source's address; a known workload's address
-    // must belong to the identity it proved, or NetworkPolicy would judge a lie.
-    if (
-      sourceWorkload !== undefined &&
-      !sameSpiffeId(sourceWorkload.identity, request.source) &&
-      forwarded !== undefined
-    ) {
-      return refuse(
-        401,
-        'DENY',
-        `source address ${sourceIp} belongs to ${formatSpiffeId(sourceWorkload.identity)}, not ${formatSpiffeId(request.source)}`,
-      );
-    }
-    // HBONE is mutual TLS: every PeerAuthentication mode accepts it.
-    const decision = authorize(
-      target,
-      {
-        sourceIdentity: request.source,
-        sourceIp,
-        destinationIp: destination.address,
-        destinationPort: destination.port,
-      },
-      this.#options.workloads.authorizationPolicies(),
-      { rootNamespace: this.#options.rootNamespace ?? 'istio-system' },
-    );
-    if (decision.verdict === 'deny') return refuse(401, 'DENY', denialReason(decision));
-    let upstream: Socket;
-    try {
-      upstream = await connectTransparent({
-        source: sourceIp,
-        host: destination.address,
-        port: destination.port,
-        mark: proxyMark,
-      });
-    } catch (error) {
-      return refuse(503, 'CONNECT', `cannot connect to ${destinationText}: ${describe(error)}`);
-    }
-    upstream.allowHalfOpen = true;
-    this.#sockets.add(upstream);
-    const connection = this.#metrics.open(open);
-    upstream.once('close', (hadError: boolean) => {
-      this.#sockets.delete(upstream);
-      // Facing the pod: what it read came from the client, what it wrote went back.
-      connection.received(upstream.bytesWritten);
-      connection.sent(upstream.bytesRead);
-      connection.close(hadError ? { error: 'connection reset' } : {});
-    });
-    this.#decided({ ...base, outcome: 'allow' });
-    return upstream;
-  }
-
   #onHboneEvent(event: HboneServerEvent): void {
     if (event.type === 'connection-refused') {
       this.#decided({
@@ -598,22 +303,5 @@ export class NodeProxy {
   #requireClient(): HboneClient {
     if (this.#client === undefined) throw new Error('The node proxy is not started');
     return this.#client;
-  }
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function denialReason(decision: AuthorizationDecision): string {
-  switch (decision.reason) {
-    case 'deny-rule':
-      return `denied by AuthorizationPolicy ${decision.decidedBy.namespace}/${decision.decidedBy.name} (rule ${decision.decidedBy.ruleIndex})`;
-    case 'no-allow-rule-matched':
-      return `no ALLOW rule matched (${decision.allowPolicies.map((p) => `${p.namespace}/${p.name}`).join(', ')})`;
-    case 'custom-unsupported':
-      return `CUSTOM AuthorizationPolicy ${decision.decidedBy.namespace}/${decision.decidedBy.name} is not supported yet: ${decision.unsupported}`;
-    default:
-      return 'allowed';
   }
 }
