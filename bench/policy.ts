@@ -25,7 +25,6 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +41,12 @@ import {
 import { type Decision, type SideDecision, decide } from '../src/policy/decide.js';
 import { type PodPolicy, type PolicyInput, buildPolicyModel } from '../src/policy/model.js';
 import type { PolicyPod } from '../src/policy/types.js';
+import {
+  type ConnectResult,
+  connectClient,
+  connectOnce,
+  connectServer,
+} from './connection-rate.js';
 import { type WorkloadSize, policyAt, policyWorkload } from './policy-workload.js';
 
 const self = fileURLToPath(import.meta.url);
@@ -515,15 +520,6 @@ interface IperfJson {
   };
 }
 
-interface ConnectResult {
-  connections: number;
-  /** Why connections failed, and how often. */
-  failures: Record<string, number>;
-  /** Seconds spent connecting, the failed attempts left out. */
-  seconds: number;
-  cpuMicros: number;
-}
-
 /** No table at all (conntrack off in the node), a table that only turns conntrack on, the workload. */
 type Scenario = 'none' | 'conntrack' | 'policies';
 const scenarios: readonly Scenario[] = ['none', 'conntrack', 'policies'];
@@ -706,77 +702,6 @@ async function dataPath(input: PolicyInput, policies: string, options: Options):
     iperfServer.kill('SIGTERM');
     connectServer.kill('SIGTERM');
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The processes run in pod namespaces
-
-async function connectServer(port: number, lifetimeSeconds: number): Promise<void> {
-  const server = createServer((socket) => {
-    socket.on('error', () => {
-      // The client resets every connection.
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, resolve));
-  process.stdout.write('ready\n');
-  // Bounded lifetime, should nobody stop it.
-  setTimeout(() => process.exit(0), lifetimeSeconds * 1000).unref();
-  await new Promise<void>((resolve) => {
-    process.on('SIGTERM', () => {
-      server.close();
-      resolve();
-    });
-  });
-  process.exit(0);
-}
-
-/** One connection, reset as soon as it is up: undefined when it connected, else why not. */
-function connectOnce(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.setTimeout(timeoutMs, () => {
-      socket.destroy();
-      resolve('timeout');
-    });
-    socket.once('connect', () => {
-      // RST instead of FIN: no TIME_WAIT, so the loop never runs out of ports.
-      socket.resetAndDestroy();
-      resolve(undefined);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      socket.destroy();
-      resolve(error.code ?? error.message);
-    });
-  });
-}
-
-/** New connections one after the other for `seconds`; prints a ConnectResult. */
-async function connectClient(host: string, port: number, seconds: number): Promise<void> {
-  const cpu = process.cpuUsage();
-  const start = now();
-  const end = start + BigInt(Math.round(seconds * 1e9));
-  let connections = 0;
-  let stalled = 0n;
-  const failures: Record<string, number> = {};
-  while (now() < end) {
-    const attempt = now();
-    // A connection takes well under a millisecond here: a short timeout keeps a lost SYN
-    // (the client reuses ports quickly) from eating a second of the sample.
-    const failure = await connectOnce(host, port, 200);
-    if (failure === undefined) connections++;
-    else {
-      failures[failure] = (failures[failure] ?? 0) + 1;
-      stalled += now() - attempt;
-    }
-  }
-  const used = process.cpuUsage(cpu);
-  const result: ConnectResult = {
-    connections,
-    failures,
-    seconds: Number(now() - start - stalled) / 1e9,
-    cpuMicros: used.user + used.system,
-  };
-  process.stdout.write(JSON.stringify(result) + '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1054,8 +979,8 @@ async function main(): Promise<void> {
     return;
   }
   if (mode === '--probe') {
-    const failure = await connectOnce(argv[1] ?? '', Number(argv[2]), Number(argv[3]));
-    process.exitCode = failure === undefined ? 0 : 1;
+    const outcome = await connectOnce(argv[1] ?? '', Number(argv[2]), Number(argv[3]));
+    process.exitCode = outcome === 'connected' ? 0 : 1;
     return;
   }
   if (process.getuid?.() !== 0) {

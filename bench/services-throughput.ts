@@ -30,7 +30,7 @@ import { NftContext } from '../src/kernel/libnftables.js';
 import { NodeServiceCompiler, servicesTable } from '../src/services/compile.js';
 import { type ServiceInput, serviceKey, servicePortKey } from '../src/services/input.js';
 import { renderTable } from '../src/services/nft-state.js';
-import type { ConnectResult } from './services-connect.js';
+import type { ConnectResult } from './connection-rate.js';
 import { type BenchOptions, type Lab, mapElements, progress, sh } from './services-lab.js';
 import {
   type Check,

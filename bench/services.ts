@@ -36,7 +36,7 @@ import {
   sh,
 } from './services-lab.js';
 import { type Check, type SectionResult, type Verdict, check, round } from './services-report.js';
-import { connectClient, connectOnce, connectServer } from './services-connect.js';
+import { connectClient, connectOnce, connectServer } from './connection-rate.js';
 import { throughputSection } from './services-throughput.js';
 
 const usage = 'Usage: node dist/bench/services.js [--quick] [--only kernel|throughput|dns]';

@@ -16,7 +16,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageChain } from '../cni/errors.js';
-import { ApiClient, ApiError } from '../client/index.js';
+import { ApiClient, ApiError, SharedInformers } from '../client/index.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { type IpPrefix, formatPrefix } from '../netaddr/ip.js';
 import { compileConflist, writeConflist } from './conflist.js';
@@ -145,6 +145,8 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   if (!ip) throw new Error('Cannot run pods: ip (iproute2) is not in PATH');
   const namespaces = PodNamespaces.open(log);
   const client = new ApiClient(settings.api);
+  // One list and watch per resource for NetworkPolicy, Services and the mesh together.
+  const informers = new SharedInformers(client, log);
   const registration = new NodeRegistration(client, settings);
   let nodes: NodeWatch | undefined;
   let peerNetwork: PeerNetwork | undefined;
@@ -167,6 +169,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     dropLog?.stop();
     await services?.stop();
     await policy?.stop();
+    await informers.stop();
     await nodes?.stop();
     registration.stop();
     client.close();
@@ -216,6 +219,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     ensureSysctl('net.bridge.bridge-nf-call-ip6tables', bridgeNf);
     const enforcer = new NetworkPolicyEnforcer({
       client,
+      informers,
       nodeName: settings.nodeName,
       log,
       logGroup: policyDropLogGroup,
@@ -238,6 +242,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     // Service virtual IPs (and cluster DNS behind one) work before any pod starts.
     const proxy = new ServiceProxy({
       client,
+      informers,
       node: {
         name: settings.nodeName,
         clusterCidrs: settings.clusterCidr ? [formatPrefix(settings.clusterCidr)] : [],
@@ -252,6 +257,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
       // The mesh (mesh.ts) captures enrolled pods before any pod is adopted or started.
       const ambient = new MeshAgent({
         client,
+        informers,
         nodeName: settings.nodeName,
         nodeDir: settings.nodeDir,
         caSocket: settings.mesh.caSocket,

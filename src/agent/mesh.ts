@@ -31,7 +31,7 @@ import { isIPv4 } from 'node:net';
 import { resourceForKind } from '../api/registry.js';
 import type { KubeObject, ResourceType } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
-import { type ApiClient, Informer } from '../client/index.js';
+import { type ApiClient, type Informer, type SharedInformers } from '../client/index.js';
 import { NftRunner } from '../kernel/libnftables.js';
 import { CertificateManager } from '../mesh/certificates/manager.js';
 import { formatSpiffeId } from '../mesh/identity/spiffe.js';
@@ -56,6 +56,8 @@ function resource(apiVersion: string, kind: string): ResourceType {
 
 export interface MeshAgentOptions {
   client: ApiClient;
+  /** The agent's informers, shared with its other parts; their owner stops them. */
+  informers: SharedInformers;
   nodeName: string;
   /** `<state>/nodes/<node>`: the access log goes here. */
   nodeDir: string;
@@ -110,7 +112,7 @@ export class MeshAgent {
       upsert: (object: KubeObject) => void,
       remove: (object: KubeObject) => void,
     ) => {
-      const informer = new Informer(options.client, resource(apiVersion, kind), options.log);
+      const informer = options.informers.informer(resource(apiVersion, kind));
       informer.on({
         added: (object) => {
           upsert(object);
@@ -173,7 +175,7 @@ export class MeshAgent {
   /** Lists everything, starts the proxy, sets up policy routing and makes the capture whole. */
   async start(): Promise<void> {
     // Namespaces and policies before pods, so the first capture knows every enrollment.
-    for (const informer of this.#informers) await informer.start();
+    for (const informer of this.#informers) await this.#options.informers.start(informer);
     await applyPolicyRouting([4]);
     await this.#proxy.start();
     this.#started = true;
@@ -237,12 +239,11 @@ export class MeshAgent {
     }
   }
 
-  /** Stops the proxy and the watches, and removes the capture and its policy routing. */
+  /** Stops the proxy and removes the capture and its policy routing (the agent stops the watches). */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retry);
     await this.#runs.stop();
-    await Promise.all(this.#informers.map((informer) => informer.stop()));
     if (this.#started) {
       await this.#nft.apply(renderCaptureRemoval()).catch((error: unknown) => {
         this.#options.log(`mesh: removing the capture failed: ${messageChain(error)}`);

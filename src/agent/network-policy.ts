@@ -20,7 +20,12 @@
  */
 import type { KubeObject } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
-import { type ApiClient, Informer, type InformerHandlers } from '../client/index.js';
+import {
+  type ApiClient,
+  type Informer,
+  type InformerHandlers,
+  type SharedInformers,
+} from '../client/index.js';
 import { resourceForKind } from '../api/registry.js';
 import type { ResourceType } from '../api/types.js';
 import { NftRunner } from '../kernel/libnftables.js';
@@ -46,6 +51,8 @@ const resources = {
 
 export interface NetworkPolicyOptions {
   client: ApiClient;
+  /** The agent's informers, shared with its other parts; their owner stops them. */
+  informers: SharedInformers;
   nodeName: string;
   log: (line: string) => void;
   /** NFLOG group drops are logged to; no logging when absent. */
@@ -108,7 +115,7 @@ export class NetworkPolicyEnforcer {
       options.logGroup === undefined ? {} : { logGroup: options.logGroup },
     );
     const informer = (kind: keyof typeof resources): Informer => {
-      const created = new Informer(options.client, resources[kind], options.log);
+      const created = options.informers.informer(resources[kind]);
       const changed = (): void => {
         void this.schedule();
       };
@@ -138,7 +145,7 @@ export class NetworkPolicyEnforcer {
 
   /** Waits until every watch has listed, then makes the kernel's table whole. */
   async start(): Promise<void> {
-    await Promise.all(Object.values(this.#informers).map((i) => i.start()));
+    await Promise.all(Object.values(this.#informers).map((i) => this.options.informers.start(i)));
     this.#started = true;
     await this.schedule();
   }
@@ -246,7 +253,6 @@ export class NetworkPolicyEnforcer {
     this.#stopped = true;
     clearTimeout(this.#retry);
     await this.#runs.stop();
-    await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
     await this.#nft.close();
   }
 }

@@ -16,7 +16,7 @@
 import { resourceForKind } from '../api/registry.js';
 import type { KubeObject, ResourceType } from '../api/types.js';
 import { messageChain } from '../cni/errors.js';
-import { type ApiClient, Informer, objectKey } from '../client/index.js';
+import { type ApiClient, type Informer, type SharedInformers, objectKey } from '../client/index.js';
 import { NftRunner } from '../kernel/libnftables.js';
 import { CommandError, runAsync } from '../kernel/command.js';
 import { NodeServiceCompiler, type ServiceNode, type UdpFlow } from '../services/compile.js';
@@ -31,6 +31,8 @@ const resources = {
 
 export interface ServiceProxyOptions {
   client: ApiClient;
+  /** The agent's informers, shared with its other parts; their owner stops them. */
+  informers: SharedInformers;
   node: ServiceNode;
   log: (line: string) => void;
   /** Told how long each applied change took, from the first event it carries to the kernel's answer. */
@@ -57,8 +59,8 @@ export class ServiceProxy {
   constructor(private readonly options: ServiceProxyOptions) {
     this.#nft = new NftRunner(options.log);
     this.#compiler = new NodeServiceCompiler(options.node);
-    this.#services = new Informer(options.client, resources.services, options.log);
-    this.#slices = new Informer(options.client, resources.slices, options.log);
+    this.#services = options.informers.informer(resources.services);
+    this.#slices = options.informers.informer(resources.slices);
     const touch = (key: string | undefined): void => {
       if (key === undefined) return;
       if (this.#dirty.size === 0) this.#dirtySince = performance.now();
@@ -91,7 +93,8 @@ export class ServiceProxy {
 
   /** Waits until both watches have listed, then makes the kernel's table whole. */
   async start(): Promise<void> {
-    await Promise.all([this.#services.start(), this.#slices.start()]);
+    const { informers } = this.options;
+    await Promise.all([informers.start(this.#services), informers.start(this.#slices)]);
     this.#started = true;
     await this.schedule(true);
   }
@@ -203,7 +206,6 @@ export class ServiceProxy {
     this.#stopped = true;
     clearTimeout(this.#retry);
     await this.#runs.stop();
-    await Promise.all([this.#services.stop(), this.#slices.stop()]);
     await this.#nft.close();
   }
 }

@@ -13,4 +13,10 @@ export { ApiError, isAlreadyExists, isConflict, isGone, isInvalid, isNotFound } 
 export { type ResourceRef, type Selector } from './paths.js';
 export type { ApiTarget } from './transport.js';
 export { ResourceWatch, type WatchEvent, type WatchOptions } from './watch.js';
-export { Informer, type InformerHandlers, objectKey, splitKey } from './informer.js';
+export {
+  Informer,
+  type InformerHandlers,
+  SharedInformers,
+  objectKey,
+  splitKey,
+} from './informer.js';

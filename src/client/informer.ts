@@ -45,9 +45,14 @@ export class Informer<T extends KubeObject = KubeObject> {
     private readonly log: (line: string) => void,
   ) {}
 
-  /** Registers handlers; call before start() to see the initial listing as additions. */
+  /**
+   * Registers handlers. Objects already cached are handed to `added` at once
+   * (client-go's AddEventHandler), so a handler registered on a running
+   * informer sees the same state as one registered before start().
+   */
   on(handlers: InformerHandlers<T>): void {
     this.#handlers.push(handlers);
+    if (handlers.added) for (const object of this.#objects.values()) handlers.added(object);
   }
 
   get(key: string): T | undefined {
@@ -172,5 +177,47 @@ export class Informer<T extends KubeObject = KubeObject> {
         );
       }
     }
+  }
+}
+
+/**
+ * One informer per resource for all the parts of a process, as client-go's
+ * SharedInformerFactory: the node agent's NetworkPolicy enforcer, Service
+ * proxy and mesh watch Pods and Namespaces through the same list and watch
+ * instead of one each. Parts register handlers and ask for a start; the
+ * owner stops them all once.
+ */
+export class SharedInformers {
+  readonly #informers = new Map<string, Informer>();
+  readonly #started = new Map<Informer, Promise<void>>();
+
+  constructor(
+    private readonly client: ApiClient,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** The process's informer for the resource, made on first use. */
+  informer(resource: ResourceRef): Informer {
+    const key = `${resource.group}/${resource.plural}`;
+    let informer = this.#informers.get(key);
+    if (!informer) {
+      informer = new Informer(this.client, resource, this.log);
+      this.#informers.set(key, informer);
+    }
+    return informer;
+  }
+
+  /** Starts the informer unless it runs already; resolves once its first listing is cached. */
+  start(informer: Informer): Promise<void> {
+    let started = this.#started.get(informer);
+    if (!started) {
+      started = informer.start();
+      this.#started.set(informer, started);
+    }
+    return started;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#informers.values()].map((informer) => informer.stop()));
   }
 }

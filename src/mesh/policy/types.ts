@@ -7,6 +7,7 @@
  * guard against shapes that validation let through as absent.
  */
 import type { KubeObject } from '../../api/types.js';
+import { operationFields, sourceFields } from '../../api/validation/istio/security.js';
 
 /** The mesh root namespace when none is configured (MeshConfig.rootNamespace). */
 export const defaultRootNamespace = 'istio-system';
@@ -215,31 +216,6 @@ function pick<K extends string>(
   }
   return out;
 }
-
-const sourceFields = [
-  'principals',
-  'notPrincipals',
-  'requestPrincipals',
-  'notRequestPrincipals',
-  'namespaces',
-  'notNamespaces',
-  'ipBlocks',
-  'notIpBlocks',
-  'remoteIpBlocks',
-  'notRemoteIpBlocks',
-  'serviceAccounts',
-  'notServiceAccounts',
-] as const;
-const operationFields = [
-  'hosts',
-  'notHosts',
-  'ports',
-  'notPorts',
-  'methods',
-  'notMethods',
-  'paths',
-  'notPaths',
-] as const;
 
 function rule(value: unknown): Rule {
   const r = record(value);

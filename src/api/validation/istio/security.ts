@@ -95,7 +95,8 @@ const portText: Format = (value) => {
 };
 const portValue = str({ format: portText });
 
-const sourceFields = [
+/** security.v1beta1.Source's fields (the mesh policy model reads the same list). */
+export const sourceFields = [
   'principals',
   'notPrincipals',
   'requestPrincipals',
@@ -108,8 +109,9 @@ const sourceFields = [
   'notRemoteIpBlocks',
   'serviceAccounts',
   'notServiceAccounts',
-];
-const operationFields = [
+] as const;
+/** security.v1beta1.Operation's fields. */
+export const operationFields = [
   'hosts',
   'notHosts',
   'ports',
@@ -118,10 +120,11 @@ const operationFields = [
   'notMethods',
   'paths',
   'notPaths',
-];
+] as const;
 
 const notEmpty =
-  (fields: string[], what: string) => (object: JsonObject, path: string, errors: FieldError[]) => {
+  (fields: readonly string[], what: string) =>
+  (object: JsonObject, path: string, errors: FieldError[]) => {
     if (!fields.some((f) => (getArray(object, f) ?? []).length > 0))
       errors.push(required(path, `${what} must not be empty`));
   };

@@ -1,8 +1,8 @@
 /**
- * The connection-rate client and server of bench:services, run by the spine in the pod
- * namespaces (`services.js --connect-server PORT LIFETIME`, `--connect-client HOST PORT
- * SECONDS`, `--probe HOST PORT TIMEOUT_MS`): new TCP connections one after the other,
- * each reset by the client as soon as it is up.
+ * The connection-rate client and server of bench:services and bench:policy, run by
+ * their spines in the pod namespaces (`--connect-server PORT LIFETIME`,
+ * `--connect-client HOST PORT SECONDS`, `--probe HOST PORT TIMEOUT_MS`): new TCP
+ * connections one after the other, each reset by the client as soon as it is up.
  */
 import { connect, createServer } from 'node:net';
 
@@ -10,7 +10,10 @@ import { connect, createServer } from 'node:net';
 export interface ConnectResult {
   connections: number;
   failures: Record<string, number>;
+  /** Seconds spent connecting, the failed attempts left out. */
   seconds: number;
+  /** The client's own CPU time over the run. */
+  cpuMicros: number;
 }
 
 function now(): bigint {
@@ -58,6 +61,7 @@ export function connectOnce(host: string, port: number, timeoutMs: number): Prom
 
 /** New connections one after the other for `seconds`; prints a ConnectResult. */
 export async function connectClient(host: string, port: number, seconds: number): Promise<void> {
+  const cpu = process.cpuUsage();
   const start = now();
   const end = start + BigInt(Math.round(seconds * 1e9));
   let connections = 0;
@@ -72,10 +76,12 @@ export async function connectClient(host: string, port: number, seconds: number)
       stalled += now() - attempt;
     }
   }
+  const used = process.cpuUsage(cpu);
   const result: ConnectResult = {
     connections,
     failures,
     seconds: Number(now() - start - stalled) / 1e9,
+    cpuMicros: used.user + used.system,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
