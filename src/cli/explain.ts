@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import type { KubeObject } from '../api/types.js';
 import { familyOf, formatIp, parseIp } from '../netaddr/ip.js';
 import { type MeshDecision, type MeshEndpoint, decideMesh } from '../mesh/decide.js';
+import { hbonePort } from '../mesh/hbone/settings.js';
 import type { AuthorizationDecision, EffectiveMtls } from '../mesh/policy/index.js';
 import {
   type Decision,
@@ -244,6 +245,18 @@ export function explainConnection(objects: ClusterObjects, query: ExplainQuery):
         port: query.port,
       },
     );
+    // Between two pods in the mesh the connection rides a tunnel from the source
+    // pod to the destination pod's 15008, which NetworkPolicy judges too.
+    if (mesh.reason === 'authorization' && mesh.transport === 'hbone') {
+      const tunnel = decide(model, query.from, query.to, 'TCP', hbonePort);
+      decision = withLayer(decision, {
+        layer: 'networkpolicy',
+        verdict: tunnel.verdict,
+        egress: tunnel.egress,
+        ingress: tunnel.ingress,
+        tunnelPort: hbonePort,
+      });
+    }
     // The mesh has a say only when one of the ends is in it.
     if (mesh.source.identity !== undefined || mesh.destination.identity !== undefined) {
       decision = withLayer(decision, mesh);
@@ -280,7 +293,12 @@ function unknownEndpointText(e: Explanation): string {
 }
 
 /** One direction of the NetworkPolicy layer, for the pod at that end. */
-function sideText(e: Explanation, direction: 'ingress' | 'egress', side: SideDecision): string {
+function sideText(
+  e: Explanation,
+  direction: 'ingress' | 'egress',
+  side: SideDecision,
+  port = e.port,
+): string {
   const [self, peer] = direction === 'egress' ? [e.from, e.to] : [e.to, e.from];
   const pod = self.pod ?? self.name;
   const policyType = direction === 'egress' ? 'Egress' : 'Ingress';
@@ -299,7 +317,8 @@ function sideText(e: Explanation, direction: 'ingress' | 'egress', side: SideDec
       return `allowed — ${peer.name} is an address of ${pod}'s node ${self.node ?? ''}: traffic between a pod and its node is always allowed`;
     case 'no-rule-allows': {
       const toOrFrom = direction === 'egress' ? 'to' : 'from';
-      return `denied — ${pod} is isolated for ${direction} by ${side.isolatedBy.join(', ')}; no rule allows ${e.protocol}/${e.port} ${toOrFrom} ${peer.name}`;
+      const protocol = port === e.port ? e.protocol : 'TCP';
+      return `denied — ${pod} is isolated for ${direction} by ${side.isolatedBy.join(', ')}; no rule allows ${protocol}/${port} ${toOrFrom} ${peer.name}`;
     }
     case 'unknown-endpoint':
       return `denied — ${unknownEndpointText(e)}`;
@@ -399,14 +418,24 @@ function layerSection(e: Explanation, layer: Decision['layers'][number]): string
   switch (layer.layer) {
     case 'mesh':
       return meshSection(e, layer);
-    case 'networkpolicy':
-      return [
-        'NetworkPolicy (kernel, nftables):',
+    case 'networkpolicy': {
+      const port = layer.tunnelPort ?? e.port;
+      const lines = [
+        layer.tunnelPort === undefined
+          ? 'NetworkPolicy (kernel, nftables):'
+          : `NetworkPolicy on the mesh tunnel (kernel, nftables; TCP/${port} pod to pod):`,
         ...aligned([
-          [`egress  from ${e.from.name}:`, sideText(e, 'egress', layer.egress)],
-          [`ingress to ${e.to.name}:`, sideText(e, 'ingress', layer.ingress)],
+          [`egress  from ${e.from.name}:`, sideText(e, 'egress', layer.egress, port)],
+          [`ingress to ${e.to.name}:`, sideText(e, 'ingress', layer.ingress, port)],
         ]),
       ];
+      if (layer.tunnelPort !== undefined && layer.verdict === 'deny') {
+        lines.push(
+          `  hint: in ambient mode the mesh carries the connection over TCP/${port}; allow that port beside ${e.protocol}/${e.port} in the policies that isolate these pods, as Istio asks`,
+        );
+      }
+      return lines;
+    }
   }
 }
 

@@ -40,11 +40,13 @@ interface SocketCalls {
 }
 
 let calls: Promise<SocketCalls> | undefined;
+/** The calls once loaded, for the synchronous `dialTransparent`. */
+let loadedCalls: SocketCalls | undefined;
 
 async function loadCalls(): Promise<SocketCalls> {
   const koffi = (await import('koffi')).default;
   const lib = koffi.load('libc.so.6');
-  return {
+  loadedCalls = {
     socket: lib.func('int socket(int, int, int)') as SocketCalls['socket'],
     setsockopt: lib.func(
       'int setsockopt(int, int, int, const void *, uint32_t)',
@@ -54,6 +56,16 @@ async function loadCalls(): Promise<SocketCalls> {
     close: lib.func('int close(int)') as SocketCalls['close'],
     errno: () => koffi.errno(),
   };
+  return loadedCalls;
+}
+
+/**
+ * Loads what transparent sockets are made with (koffi and libc), once.
+ * `listenTransparent` and `connectTransparent` do it themselves;
+ * `dialTransparent`, being synchronous, needs it done first.
+ */
+export async function loadTransparentSockets(): Promise<void> {
+  await (calls ??= loadCalls());
 }
 
 export class TransparentSocketError extends Error {
@@ -95,12 +107,12 @@ function address(text: string): IpAddress {
 }
 
 /** A non-blocking TCP socket of the family with IP_TRANSPARENT (and SO_MARK) set, bound to ip:port. */
-async function boundTransparentSocket(
+function boundTransparentSocket(
+  c: SocketCalls,
   ip: IpAddress,
   port: number,
   options: { mark?: number; reuseAddress?: boolean },
-): Promise<number> {
-  const c = await (calls ??= loadCalls());
+): number {
   const fd = c.socket(
     ip.family === 4 ? AF_INET : AF_INET6,
     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -141,8 +153,8 @@ export async function listenTransparent(
   onConnection: (socket: Socket) => void,
   backlog = 511,
 ): Promise<Server> {
-  const fd = await boundTransparentSocket(address(host), port, { reuseAddress: true });
   const c = await (calls ??= loadCalls());
+  const fd = boundTransparentSocket(c, address(host), port, { reuseAddress: true });
   if (c.listen(fd, backlog) !== 0) {
     const errno = c.errno();
     c.close(fd);
@@ -175,26 +187,43 @@ export interface TransparentConnectOptions {
  * node does not own (IP_TRANSPARENT). Resolves once connected.
  */
 export async function connectTransparent(options: TransparentConnectOptions): Promise<Socket> {
-  const source = address(options.source);
-  const destination = address(options.host);
-  if (source.family !== destination.family) {
-    throw new TypeError(`${options.source} and ${options.host} are of different families`);
-  }
-  const fd = await boundTransparentSocket(source, options.sourcePort ?? 0, {
-    ...(options.mark === undefined ? {} : { mark: options.mark }),
-  });
-  const socket = new Socket({ fd, readable: true, writable: true });
+  await loadTransparentSockets();
+  const socket = dialTransparent(options);
   return new Promise<Socket>((resolve, reject) => {
     const failed = (error: Error): void => {
       socket.destroy();
       reject(error);
     };
     socket.once('error', failed);
-    socket.connect({ host: options.host, port: options.port }, () => {
+    socket.once('connect', () => {
       socket.off('error', failed);
       resolve(socket);
     });
   });
+}
+
+/**
+ * The same connection, returned at once while it is still connecting (for
+ * `createConnection`-style callers such as an HTTP/2 session's TLS socket):
+ * a refusal shows as the socket's 'error'. Call `loadTransparentSockets`
+ * first; the socket itself is made synchronously.
+ */
+export function dialTransparent(options: TransparentConnectOptions): Socket {
+  const c = loadedCalls;
+  if (c === undefined) {
+    throw new Error('dialTransparent: call loadTransparentSockets() first');
+  }
+  const source = address(options.source);
+  const destination = address(options.host);
+  if (source.family !== destination.family) {
+    throw new TypeError(`${options.source} and ${options.host} are of different families`);
+  }
+  const fd = boundTransparentSocket(c, source, options.sourcePort ?? 0, {
+    ...(options.mark === undefined ? {} : { mark: options.mark }),
+  });
+  const socket = new Socket({ fd, readable: true, writable: true });
+  socket.connect({ host: options.host, port: options.port });
+  return socket;
 }
 
 /** For tests: whether this process may make transparent sockets (CAP_NET_ADMIN). */

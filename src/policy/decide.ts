@@ -33,6 +33,12 @@ export interface NetworkPolicyDecision {
   verdict: 'allow' | 'deny';
   egress: SideDecision;
   ingress: SideDecision;
+  /**
+   * Set when this is the verdict on the mesh's HBONE tunnel that carries the
+   * connection: TCP from the source pod to the destination pod on this port
+   * (15008), judged by the same policies as any other connection.
+   */
+  tunnelPort?: number;
 }
 
 /** One layer's answer: the kernel's NetworkPolicy, or the mesh's (src/mesh/decide.ts). */

@@ -8,6 +8,8 @@
 // 1. client (node-1) → server (node-2), both enrolled: the connection works over
 //    HBONE, the server sees the client pod's address, and node-2's access log
 //    names the client's SPIFFE ID.
+//    neighbour (node-2) → server (node-2): the same over a tunnel that node-2's
+//    proxy opens to itself.
 // 2. outsider (`plain`, not enrolled) → server: refused under a STRICT
 //    PeerAuthentication, accepted under PERMISSIVE.
 // 3. An ALLOW AuthorizationPolicy for the client's principal: the client gets
@@ -161,6 +163,7 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
       pod(meshNs, 'other', 'node-1', 'other', false),
       pod(meshNs, 'server', 'node-2', 'server', true),
       pod(meshNs, 'guarded', 'node-2', 'guarded', true),
+      pod(meshNs, 'neighbour', 'node-2', 'neighbour', false),
       pod(plainNs, 'outsider', 'node-1', 'default', false),
     ];
     for (const p of pods) await create(p);
@@ -203,6 +206,23 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
     assert.equal(line['src.namespace'], meshNs);
     // The source workload's address, not the node the tunnel came from.
     assert.equal(line['src.addr'], ip.client);
+  });
+
+  it('carries two enrolled pods of the same node over HBONE', async () => {
+    const before = accessLines('node-2').length;
+    const seen = await until('neighbour', 'server', (a) => a !== '', 'an answer from server');
+    assert.equal(seen, ip.neighbour, 'the server sees the neighbour pod address');
+    // Both ends of the tunnel are node-2's proxy: one outbound and one inbound line.
+    const lines = await cluster().waitFor('both access-log lines on node-2', () => {
+      const fresh = accessLines('node-2')
+        .slice(before)
+        .filter((l) => l['src.identity'] === spiffe('neighbour'));
+      const inbound = fresh.find((l) => l.direction === 'inbound');
+      const outbound = fresh.find((l) => l.direction === 'outbound');
+      return inbound && outbound ? { inbound, outbound } : undefined;
+    });
+    assert.equal(lines.inbound['dst.identity'], spiffe('server'));
+    assert.equal(lines.inbound['src.addr'], ip.neighbour);
   });
 
   it('refuses a pod outside the mesh under STRICT and accepts it under PERMISSIVE', async () => {
@@ -260,10 +280,17 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
       spec: {
         podSelector: { matchLabels: { app: 'guarded' } },
         policyTypes: ['Ingress'],
+        // As Istio asks of NetworkPolicy in ambient mode: the HBONE port beside
+        // the application's. The tunnel leaves from the client pod's address,
+        // so the same `from` governs both.
         ingress: [
-          { from: [{ podSelector: { matchLabels: { app: 'client' } } }] },
-          // HBONE from other nodes' proxies, as Istio asks of NetworkPolicy in ambient mode.
-          { ports: [{ protocol: 'TCP', port: 15008 }] },
+          {
+            from: [{ podSelector: { matchLabels: { app: 'client' } } }],
+            ports: [
+              { protocol: 'TCP', port: 8080 },
+              { protocol: 'TCP', port: 15008 },
+            ],
+          },
         ],
       },
     });

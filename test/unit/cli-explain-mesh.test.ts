@@ -157,6 +157,54 @@ describe('explain: the mesh layer', () => {
     assert.match(text, /authorization: +allowed — no ALLOW or DENY AuthorizationPolicy matches it/);
   });
 
+  it('between two pods in the mesh, NetworkPolicy also judges the tunnel on TCP/15008', () => {
+    const allowDbFromWeb = (ports: number[]): KubeObject => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace: 'shop', name: 'db-from-web' },
+      spec: {
+        podSelector: { matchLabels: { app: 'db' } },
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [{ podSelector: { matchLabels: { app: 'web' } } }],
+            ports: ports.map((port) => ({ protocol: 'TCP', port })),
+          },
+        ],
+      },
+    });
+    // Only the application's port: the kernel drops the tunnel, so the mesh denies it.
+    const onlyApp = report(
+      cluster({ policies: [allowDbFromWeb([5432])] }),
+      'shop/web',
+      'shop/db:5432',
+    );
+    assert.equal(onlyApp.verdict, 'deny');
+    assert.match(onlyApp.text, /ingress to shop\/db: +allowed by shop\/db-from-web ingress\[0\]/);
+    assert.match(
+      onlyApp.text,
+      new RegExp(
+        lines(
+          'NetworkPolicy on the mesh tunnel \\(kernel, nftables; TCP/15008 pod to pod\\):',
+          '  egress  from shop/web: +allowed — shop/web is not isolated for egress .*',
+          '  ingress to shop/db: +denied — shop/db is isolated for ingress by shop/db-from-web; no rule allows TCP/15008 from shop/web',
+          '  hint: in ambient mode the mesh carries the connection over TCP/15008; .*',
+        ),
+      ),
+    );
+    // With 15008 beside it, as Istio asks: allowed, by the same rule.
+    const both = report(
+      cluster({ policies: [allowDbFromWeb([5432, 15008])] }),
+      'shop/web',
+      'shop/db:5432',
+    );
+    assert.equal(both.verdict, 'allow');
+    assert.doesNotMatch(both.text, /hint:/);
+    // A source outside the mesh arrives in plaintext: no tunnel, no such layer.
+    const plain = report(cluster(), 'legacy/old', 'shop/db:5432');
+    assert.doesNotMatch(plain.text, /mesh tunnel/);
+  });
+
   it('a DENY policy names itself; the mesh says nothing when neither end is in it, and UDP passes it by', () => {
     const objects = cluster({
       authorizationPolicies: [

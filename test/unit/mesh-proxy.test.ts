@@ -115,17 +115,26 @@ describe('compileCapture', () => {
     assert.match(text, /add element inet strata_mesh enrolled_v6 \{ fd00::2 \}/);
     const pre = state.chains.get('prerouting');
     assert.equal(pre?.hook, 'type filter hook prerouting priority dstnat + 15; policy accept;');
-    assert.deepEqual(pre?.rules.slice(0, 2), [
-      'ct mark 0x539 meta mark set 0x111 accept',
+    assert.deepEqual(pre?.rules.slice(0, 4), [
+      'ct mark 0x539 ct direction reply meta mark set 0x111 accept',
+      // The proxy's own tunnel to a pod of this node, from a pod's address: to the HBONE server, not 15001.
+      'ct mark 0x539 ip daddr @enrolled_v4 tcp dport 15008 tproxy ip to :15008 meta mark set 0x111 accept',
+      'ct mark 0x539 ip6 daddr @enrolled_v6 tcp dport 15008 tproxy ip6 to :15008 meta mark set 0x111 accept',
       'meta l4proto tcp ip saddr @enrolled_v4 fib daddr type != local tproxy ip to :15001 meta mark set 0x111 accept',
     ]);
     // 15008 before the catch-all 15006.
-    const hbone = pre?.rules.findIndex((r) => r.includes('tcp dport 15008 tproxy ip to :15008'));
+    const hbone = pre?.rules.findIndex((r) =>
+      r.startsWith('ip daddr @enrolled_v4 tcp dport 15008'),
+    );
     const plain = pre?.rules.findIndex((r) => r.includes('tproxy ip to :15006'));
     assert.ok(hbone !== undefined && plain !== undefined && hbone >= 0 && hbone < plain);
-    assert.deepEqual(state.chains.get('output')?.rules.slice(0, 2), [
+    assert.deepEqual(state.chains.get('output')?.rules, [
+      'ct mark 0x539 ct direction reply meta mark set 0x111 accept',
+      'meta mark 0x539 ip daddr @enrolled_v4 tcp dport 15008 ct mark set 0x539 meta mark set 0x111 accept',
+      'meta mark 0x539 ip6 daddr @enrolled_v6 tcp dport 15008 ct mark set 0x539 meta mark set 0x111 accept',
       'meta mark 0x539 ct mark set 0x539 accept',
       'ip daddr @enrolled_v4 tcp dport 15008 meta mark set 0x111',
+      'ip6 daddr @enrolled_v6 tcp dport 15008 meta mark set 0x111',
     ]);
     assert.match(state.chains.get('output')?.hook ?? '', /^type route hook output/);
   });

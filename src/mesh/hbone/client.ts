@@ -22,6 +22,7 @@
  */
 import type { ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 import type { WorkloadCertificate } from '../identity/workload.js';
 import { formatAuthority, type SocketAddress } from './connect-request.js';
@@ -40,7 +41,19 @@ export interface HboneClientOptions {
   idleTimeoutMs?: number;
   /** Deadline for the whole connect: TCP, TLS, and the CONNECT's answer; default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * Opens the TCP connection under a new session, still connecting. By
+   * default it leaves from this host's own address. The node proxy passes
+   * one that leaves from the source workload's address (a transparent
+   * socket), as ztunnel's in-pod mode does, so NetworkPolicy at the
+   * destination judges the tunnel by the pod that opened it; sessions are
+   * then pooled per source address too.
+   */
+  dial?: TunnelDialer;
 }
+
+/** See `HboneClientOptions.dial`. */
+export type TunnelDialer = (peer: SocketAddress, sourceAddress: string | undefined) => Socket;
 
 export interface HboneConnectOptions {
   /** The source workload's certificate, presented to the peer proxy. */
@@ -78,8 +91,9 @@ export class HboneClient {
   private readonly maxStreamsPerSession: number;
   private readonly idleTimeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly dial: TunnelDialer | undefined;
   private trustBundlePem: string;
-  /** Sessions by pool key (source identity, expected identities, peer). */
+  /** Sessions by pool key (source identity, expected identities, peer; with `dial`, source address). */
   private readonly pools = new Map<string, PooledSession[]>();
   /** Sessions that take no new streams but still carry some. */
   private readonly retired = new Set<PooledSession>();
@@ -93,6 +107,7 @@ export class HboneClient {
     this.maxStreamsPerSession = options.maxStreamsPerSession ?? 100;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 5 * 60_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.dial = options.dial;
   }
 
   /**
@@ -120,7 +135,7 @@ export class HboneClient {
       if (this.closed) {
         throw new HboneConnectError('closed', target, 'The HBONE client is closed');
       }
-      const pooled = this.acquire(options.source, expected, peer, target);
+      const pooled = this.acquire(options.source, expected, peer, target, options.sourceAddress);
       // The reservation acquire made passes to the stream once there is one.
       let handedOver = false;
       try {
@@ -211,11 +226,14 @@ export class HboneClient {
     expected: readonly SpiffeId[],
     peer: SocketAddress,
     target: HboneConnectTarget,
+    sourceAddress: string | undefined,
   ): PooledSession {
     const sourceId = formatSpiffeId(offered.identity);
     const certificate = this.newestCertificate(sourceId, offered);
     const expectedText = expected.map(formatSpiffeId).sort().join(' ');
-    const key = `${sourceId}\n${expectedText}\n${target.peer}`;
+    // A dialled session leaves from the source's address: only that source may share it.
+    const from = this.dial === undefined ? '' : (sourceAddress ?? '');
+    const key = `${sourceId}\n${expectedText}\n${target.peer}\n${from}`;
     for (const pooled of [...(this.pools.get(key) ?? [])]) {
       if (pooled.certificate !== certificate) {
         this.retire(pooled);
@@ -238,6 +256,9 @@ export class HboneClient {
         trustBundlePem: this.trustBundlePem,
         maxStreamsPerSession: this.maxStreamsPerSession,
         connectTimeoutMs: this.connectTimeoutMs,
+        ...(this.dial === undefined
+          ? {}
+          : { dial: (to: SocketAddress) => this.dial?.(to, sourceAddress) }),
         retire: (session) => {
           this.retire(session);
         },

@@ -10,6 +10,7 @@ import {
   type ClientHttp2Session,
   type Settings,
 } from 'node:http2';
+import type { Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { PeerIdentityError } from '../identity/errors.js';
 import type { SpiffeId } from '../identity/spiffe.js';
@@ -47,6 +48,8 @@ export interface SessionContext {
   readonly trustBundlePem: string;
   readonly maxStreamsPerSession: number;
   readonly connectTimeoutMs: number;
+  /** Opens the TCP connection (still connecting) when the pool was given a dialer. */
+  readonly dial?: (peer: SocketAddress) => Socket | undefined;
   /** The peer sent GOAWAY: the session takes no new streams. */
   retire(pooled: PooledSession): void;
   /** The session closed: it leaves the pool. */
@@ -69,8 +72,15 @@ export function openSession(
     settings: http2Settings(context.settings),
     maxSessionMemory: context.settings.maxSessionMemoryMiB,
     createConnection: () => {
+      const tcp = context.dial?.(peer);
+      tcp?.setNoDelay(true);
       // An IP address as host: Node sends no SNI, as HBONE wants.
-      const socket = connectTls({ ...tlsOptions, host: peer.address, port: peer.port });
+      const socket = connectTls({
+        ...tlsOptions,
+        host: peer.address,
+        port: peer.port,
+        ...(tcp === undefined ? {} : { socket: tcp }),
+      });
       socket.setNoDelay(true);
       return socket;
     },

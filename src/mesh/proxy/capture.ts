@@ -4,30 +4,44 @@
  * from the node's enrolled pod addresses, written whole or as a change with
  * src/services/nft-state.ts, plus the policy routing it relies on.
  *
+ * The proxy's own connections leave from a pod's address with SO_MARK 0x539:
+ * its upstreams to local pods (from the source pod's address) and its HBONE
+ * tunnels (from the source pod's address to the destination pod's 15008, as
+ * ztunnel's in-pod mode does, so NetworkPolicy judges the tunnel by pod).
+ *
  * Prerouting, at `dstnat + 15` (after Service DNAT and NetworkPolicy):
  *
- * 1. packets of the proxy's own upstream connections (`ct mark 0x539`:
- *    replies from pods to the source address the proxy borrowed) get
- *    `meta mark 0x111`, which routes them to the local socket;
- * 2. TCP from an enrolled pod of this node to an address that is not the
+ * 1. replies to the proxy's own connections (`ct mark 0x539`, reply
+ *    direction: from the pods or proxies it connected to, or from this
+ *    node's HBONE server over `lo`) get `meta mark 0x111`, which routes them
+ *    to the local socket;
+ * 2. the proxy's own tunnel to an enrolled pod of this node (looped over
+ *    `lo` by output rule 2) → `tproxy` to the HBONE server (15008); without
+ *    this rule, rule 3 would take it, its source being an enrolled pod;
+ * 3. TCP from an enrolled pod of this node to an address that is not the
  *    node's → `tproxy` to the outbound listener (15001);
- * 3. TCP to an enrolled pod of this node on 15008 → `tproxy` to the HBONE
+ * 4. TCP to an enrolled pod of this node on 15008 → `tproxy` to the HBONE
  *    server (15008), so the accepted socket's local address names the
  *    destination workload;
- * 4. any other TCP to an enrolled pod of this node → `tproxy` to the plaintext
+ * 5. any other TCP to an enrolled pod of this node → `tproxy` to the plaintext
  *    inbound listener (15006). What reaches here comes from outside the mesh:
- *    enrolled pods of this node were taken by rule 2, those of other nodes
+ *    enrolled pods of this node were taken by rule 3, those of other nodes
  *    arrive as HBONE, and the proxy's own connections to local pods leave
  *    through output (never prerouting), their replies taken by rule 1.
  *
  * Output (a route chain, so a changed mark re-routes the packet):
  *
- * 1. `meta mark 0x539 ct mark set 0x539`: the proxy's upstream sockets carry
- *    SO_MARK 0x539; the connection remembers it for rule 1 above;
- * 2. the node's own TCP to an enrolled pod of this node on 15008 (the proxy's
- *    HBONE client reaching a pod on the same node) gets `meta mark 0x111`,
- *    which routes it over `lo` back into prerouting, where rule 3 hands it to
- *    the HBONE server like a tunnel from another node.
+ * 1. replies of this node's HBONE server to a tunnel the proxy opened from a
+ *    pod of this node (`ct mark 0x539`, reply direction) get `meta mark
+ *    0x111`: over `lo` back to the tunnel's socket, not out to the pod;
+ * 2. the proxy's tunnel to an enrolled pod of this node (SO_MARK 0x539, to
+ *    15008) gets `ct mark 0x539` and `meta mark 0x111`, which routes it over
+ *    `lo` back into prerouting, where rule 2 hands it to the HBONE server;
+ * 3. `meta mark 0x539 ct mark set 0x539`: the connection remembers the
+ *    proxy's mark for prerouting rule 1;
+ * 4. any other local TCP to an enrolled pod of this node on 15008 (an HBONE
+ *    client leaving from the node's own address) gets `meta mark 0x111`,
+ *    over `lo` into prerouting rule 4.
  *
  * Marks: 0x539 and 0x111 must differ; only 0x111 is routed by
  * `ip rule fwmark 0x111 lookup 133` to `local 0.0.0.0/0 dev lo table 133`
@@ -95,7 +109,9 @@ export function compileCapture(input: CaptureInput): NftTableState {
   state.chains.set('prerouting', {
     hook: 'type filter hook prerouting priority dstnat + 15; policy accept;',
     rules: [
-      `ct mark ${own} meta mark set ${mark} accept`,
+      `ct mark ${own} ct direction reply meta mark set ${mark} accept`,
+      `ct mark ${own} ip daddr @enrolled_v4 tcp dport ${ports.hbone} ${to('ip', ports.hbone)}`,
+      `ct mark ${own} ip6 daddr @enrolled_v6 tcp dport ${ports.hbone} ${to('ip6', ports.hbone)}`,
       `meta l4proto tcp ip saddr @enrolled_v4 fib daddr type != local ${to('ip', ports.outbound)}`,
       `meta l4proto tcp ip6 saddr @enrolled_v6 fib daddr type != local ${to('ip6', ports.outbound)}`,
       `ip daddr @enrolled_v4 tcp dport ${ports.hbone} ${to('ip', ports.hbone)}`,
@@ -107,6 +123,9 @@ export function compileCapture(input: CaptureInput): NftTableState {
   state.chains.set('output', {
     hook: 'type route hook output priority mangle; policy accept;',
     rules: [
+      `ct mark ${own} ct direction reply meta mark set ${mark} accept`,
+      `meta mark ${own} ip daddr @enrolled_v4 tcp dport ${ports.hbone} ct mark set ${own} meta mark set ${mark} accept`,
+      `meta mark ${own} ip6 daddr @enrolled_v6 tcp dport ${ports.hbone} ct mark set ${own} meta mark set ${mark} accept`,
       `meta mark ${own} ct mark set ${own} accept`,
       `ip daddr @enrolled_v4 tcp dport ${ports.hbone} meta mark set ${mark}`,
       `ip6 daddr @enrolled_v6 tcp dport ${ports.hbone} meta mark set ${mark}`,

@@ -5,8 +5,10 @@
  * - Outbound (15001, transparent): the accepted socket's local address is
  *   the endpoint the kernel chose (after Service DNAT). An enrolled
  *   destination gets a CONNECT stream to its own address on 15008, with the
- *   source's certificate, expecting the destination's identity; anything
- *   else a transparent connection from the source's address, straight on.
+ *   source's certificate, expecting the destination's identity, over a
+ *   tunnel that leaves from the source pod's address (SO_MARK 0x539);
+ *   anything else a transparent connection from the source's address,
+ *   straight on.
  * - Inbound HBONE (15008, transparent): the HBONE server presents the
  *   certificate of the workload the tunnel was addressed to; each CONNECT is
  *   checked (a local enrolled workload of that identity), authorized
@@ -27,8 +29,12 @@
  * live beside it: outbound.ts, inbound.ts (HBONE and plaintext), and
  * connection.ts (what they share).
  */
-import type { Server, Socket } from 'node:net';
-import { listenTransparent } from '../../kernel/transparent.js';
+import { createConnection, type Server, type Socket } from 'node:net';
+import {
+  dialTransparent,
+  listenTransparent,
+  loadTransparentSockets,
+} from '../../kernel/transparent.js';
 import { HboneClient } from '../hbone/client.js';
 import { formatAuthority } from '../hbone/connect-request.js';
 import { HboneServer, type HboneServerEvent } from '../hbone/server.js';
@@ -37,7 +43,7 @@ import type { WorkloadCertificate } from '../identity/workload.js';
 import { AccessLog, openAccessLogFile } from '../telemetry/access-log.js';
 import { TcpMetrics } from '../telemetry/metrics.js';
 import { Readiness, TelemetryServer } from '../telemetry/server.js';
-import { defaultCapturePorts } from './capture.js';
+import { defaultCapturePorts, proxyMark } from './capture.js';
 import { describe, type ProxyContext } from './connection.js';
 import { proxyInboundHbone, proxyInboundPlaintext } from './inbound.js';
 import { proxyOutbound } from './outbound.js';
@@ -177,8 +183,20 @@ export class NodeProxy {
     if (this.#options.accessLogPath !== undefined) {
       this.#accessLog = new AccessLog(openAccessLogFile(this.#options.accessLogPath));
     }
+    await loadTransparentSockets();
     this.#client = new HboneClient({
       trustBundlePem,
+      // Tunnels leave from the source pod's address, as ztunnel's in-pod mode
+      // does: NetworkPolicy at the destination judges the pod, on port 15008.
+      dial: (peer, sourceAddress) =>
+        sourceAddress === undefined
+          ? createConnection({ host: peer.address, port: peer.port })
+          : dialTransparent({
+              source: sourceAddress,
+              host: peer.address,
+              port: peer.port,
+              mark: proxyMark,
+            }),
       ...(this.#options.connectTimeoutMs === undefined
         ? {}
         : { connectTimeoutMs: this.#options.connectTimeoutMs }),
