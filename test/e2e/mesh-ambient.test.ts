@@ -8,8 +8,9 @@
 // 1. client (node-1) → server (node-2), both enrolled: the connection works over
 //    HBONE, the server sees the client pod's address, and node-2's access log
 //    names the client's SPIFFE ID.
-//    neighbour (node-2) → server (node-2): the same over a tunnel that node-2's
-//    proxy opens to itself.
+//    client → a ClusterIP of server: Service DNAT picks the endpoint first, the
+//    tunnel carries it. neighbour (node-2) → server (node-2): the same over a
+//    tunnel that node-2's proxy opens to itself.
 // 2. outsider (`plain`, not enrolled) → server: refused under a STRICT
 //    PeerAuthentication, accepted under PERMISSIVE.
 // 3. An ALLOW AuthorizationPolicy for the client's principal: the client gets
@@ -47,6 +48,7 @@ const authzResource = resourceForKind(
   'AuthorizationPolicy',
 ) as ResourceType;
 const netpolResource = resourceForKind('networking.k8s.io/v1', 'NetworkPolicy') as ResourceType;
+const serviceResource = resourceForKind('v1', 'Service') as ResourceType;
 
 /** An ncat server on 8080 answering with the peer's address, or a sleeping client. */
 function pod(
@@ -206,6 +208,46 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
     assert.equal(line['src.namespace'], meshNs);
     // The source workload's address, not the node the tunnel came from.
     assert.equal(line['src.addr'], ip.client);
+  });
+
+  it('carries a connection to a Service VIP to the endpoint the kernel chose, over HBONE', async () => {
+    const service = await create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'server', namespace: meshNs },
+      spec: {
+        selector: { app: 'server' },
+        ports: [{ protocol: 'TCP', port: 80, targetPort: 8080 }],
+      },
+    });
+    const vip = String((service.spec as { clusterIP?: string } | undefined)?.clusterIP);
+    try {
+      const before = accessLines('node-1').length;
+      const seen = await cluster().waitFor(
+        'an answer through the ClusterIP',
+        async () => {
+          const run = await inNetns(
+            netns.client ?? '',
+            ['ncat', '--recv-only', '-w', '2', '-i', '3', vip, '80'],
+            6000,
+          );
+          const answer = run.stdout.trim();
+          return answer === '' ? undefined : answer;
+        },
+        15_000,
+      );
+      assert.equal(seen, ip.client, 'the server sees the client pod address');
+      // Service DNAT ran before the capture: the tunnel names the endpoint, not the VIP.
+      const line = await cluster().waitFor('an outbound line on node-1', () =>
+        accessLines('node-1')
+          .slice(before)
+          .find((l) => l.direction === 'outbound' && l['src.identity'] === spiffe('client')),
+      );
+      assert.equal(line['dst.identity'], spiffe('server'));
+      assert.equal(line['dst.hbone_addr'], `${ip.server}:8080`);
+    } finally {
+      await cluster().client.delete(serviceResource, 'server', { namespace: meshNs });
+    }
   });
 
   it('carries two enrolled pods of the same node over HBONE', async () => {
