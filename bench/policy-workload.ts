@@ -79,6 +79,9 @@ export function policyWorkload(size: WorkloadSize): PolicyInput {
   return { policies, pods, namespaces, nodes };
 }
 
+/** How many policy shapes policyAt() rotates through: policy p has shape p % policyShapes. */
+export const policyShapes = 6;
+
 /** The p-th policy: shapes rotate so every feature is exercised at scale. */
 export function policyAt(p: number, size: WorkloadSize, variant = 0): NetworkPolicy {
   const namespace = `ns-${p % size.namespaces}`;
@@ -86,7 +89,7 @@ export function policyAt(p: number, size: WorkloadSize, variant = 0): NetworkPol
   const app = `app-${(p + variant) % 4}`;
   const broad = size.shape === 'broad';
   const tier = tiers[(p + variant) % tiers.length] ?? 'web';
-  switch (p % 6) {
+  switch (p % policyShapes) {
     case 0:
       return { metadata, spec: { podSelector: {}, policyTypes: ['Ingress'] } };
     case 1:
