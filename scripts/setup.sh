@@ -19,6 +19,7 @@ packages=(
   dnsperf                     # DNS benchmark client (bench:services)
   dnsmasq-base                # the DNS peer in bench:services (the binary only, no service)
   conntrack                   # inspecting NAT state when a Service test fails
+  tcpdump                     # underlay captures: the mesh test checks only TLS crosses it
 )
 missing=()
 for p in "${packages[@]}"; do

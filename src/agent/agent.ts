@@ -263,6 +263,9 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
         caSocket: settings.mesh.caSocket,
         tokenFile: settings.mesh.caTokenFile,
         trustDomain: settings.mesh.trustDomain,
+        ...(settings.mesh.workloadCertTtlSeconds === undefined
+          ? {}
+          : { workloadCertTtlSeconds: settings.mesh.workloadCertTtlSeconds }),
         log,
       });
       mesh = ambient;

@@ -7,8 +7,9 @@
  *   AuthorizationPolicies of the whole cluster feed a WorkloadIndex
  *   (src/mesh/proxy/workloads.ts).
  * - A CertificateManager obtains the certificates of the identities this
- *   node's enrolled pods run as from the controller's CA service; an identity
- *   no local enrolled pod uses any more is released.
+ *   node's enrolled pods run as from the controller's CA service, asking for
+ *   `workloadCertTtlSeconds` (`--workload-cert-ttl`) and rotating them at half
+ *   life; an identity no local enrolled pod uses any more is released.
  * - A NodeProxy listens in the node's namespace (15001, 15006, 15008, metrics
  *   on 15020, readiness on 15021) and appends its access log to
  *   `<state>/nodes/<node>/mesh-access.log`.
@@ -64,6 +65,8 @@ export interface MeshAgentOptions {
   caSocket: string;
   tokenFile: string;
   trustDomain: string;
+  /** The lifetime asked of the CA for each workload certificate; the CA's default (24 h) when unset. */
+  workloadCertTtlSeconds?: number;
   log: (line: string) => void;
 }
 
@@ -94,6 +97,9 @@ export class MeshAgent {
       caSocket: options.caSocket,
       tokenFile: options.tokenFile,
       trustDomain: options.trustDomain,
+      ...(options.workloadCertTtlSeconds === undefined
+        ? {}
+        : { ttlSeconds: options.workloadCertTtlSeconds }),
       log,
     });
     this.#certificates.on('refused', (identity, error) => {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ApiTarget } from '../client/index.js';
 import type { LogRotationLimits } from './container-logs.js';
+import { checkWorkloadCertTtl, workloadCertTtlProblem } from '../mesh/certificates/lifetime.js';
 import { type IpAddress, type IpPrefix, parseIp, parsePrefix } from '../netaddr/ip.js';
 
 /** How pod traffic reaches other nodes: routed on the underlay, or in a VXLAN overlay (Flannel's layout). */
@@ -54,6 +55,8 @@ export interface AgentOptions {
   caTokenFile?: string;
   /** The mesh's trust domain; `cluster.local` when unset. */
   trustDomain?: string;
+  /** The lifetime asked of the CA for workload certificates, in seconds; the CA's default (24 h) when unset. */
+  workloadCertTtlSeconds?: number;
   /** Where the agent reports what it does; stderr when unset. */
   log?: (line: string) => void;
   /** Aborts a start that is still waiting (for the API server, for the pod CIDR). */
@@ -83,7 +86,13 @@ export interface AgentSettings {
   containerLogMonitorIntervalMs: number;
   log: (line: string) => void;
   /** The ambient mesh (src/agent/mesh.ts): on only when both CA paths are given. */
-  mesh?: { caSocket: string; caTokenFile: string; trustDomain: string };
+  mesh?: {
+    caSocket: string;
+    caTokenFile: string;
+    trustDomain: string;
+    /** Undefined: the CA's default lifetime. */
+    workloadCertTtlSeconds?: number;
+  };
   /** `<stateDir>/nodes/<node>`, and the paths docs/cluster.md lays out under it. */
   nodeDir: string;
   netDir: string;
@@ -200,9 +209,19 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
       `--trust-domain must be a DNS-1123 subdomain: got ${JSON.stringify(trustDomain)}`,
     );
   }
+  const ttl = options.workloadCertTtlSeconds;
+  const ttlProblem = ttl === undefined ? undefined : workloadCertTtlProblem(ttl);
+  if (ttlProblem !== undefined) {
+    throw new AgentUsageError(`--workload-cert-ttl ${ttlProblem}: got ${String(ttl)}s`);
+  }
   const mesh =
     options.caSocket !== undefined && options.caTokenFile !== undefined
-      ? { caSocket: options.caSocket, caTokenFile: options.caTokenFile, trustDomain }
+      ? {
+          caSocket: options.caSocket,
+          caTokenFile: options.caTokenFile,
+          trustDomain,
+          ...(ttl === undefined ? {} : { workloadCertTtlSeconds: ttl }),
+        }
       : undefined;
   const nodeDir = join(stateDir, 'nodes', nodeName);
   return {
@@ -241,7 +260,8 @@ export const agentUsage = `Usage: strata agent --state-dir DIR --api SOCKET --no
                     [--cluster-cidr CIDR] [--service-cidr CIDR] [--cluster-dns IP]...
                     [--cluster-domain DOMAIN] [--container-log-max-size SIZE]
                     [--container-log-max-files N] [--container-log-monitor-interval DURATION]
-                    [--ca-socket SOCKET --ca-token-file FILE [--trust-domain DOMAIN]]
+                    [--ca-socket SOCKET --ca-token-file FILE [--trust-domain DOMAIN]
+                     [--workload-cert-ttl DURATION]]
 
 Runs the node agent inside the node's network namespace: registers the Node, runs the
 pods bound to it (network namespace, CNI, processes), routes to other nodes' pods, and
@@ -252,7 +272,9 @@ keeping --container-log-max-files files each (3), checked every
 --container-log-monitor-interval (10s; ms, s or m).
 With --ca-socket and --ca-token-file (the controller's mesh CA service and this node's
 token) the agent also runs the node's ambient mesh proxy (docs/mesh.md) for the
---trust-domain (cluster.local).
+--trust-domain (cluster.local), asking the CA for workload certificates that last
+--workload-cert-ttl (the CA's default, 24h; 10s to 2160h, e.g. 90s, 1h30m), rotated at
+half life.
 `;
 
 const sizeUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
@@ -271,6 +293,14 @@ export function parseDuration(text: string): number | undefined {
   const match = /^(\d+)(ms|s|m)$/.exec(text);
   if (!match) return undefined;
   return Number(match[1]) * (durationUnits[match[2] ?? ''] ?? 1);
+}
+
+/** `--workload-cert-ttl`'s seconds; AgentUsageError naming the flag for a bad duration. */
+function workloadCertTtl(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const checked = checkWorkloadCertTtl(text);
+  if (!checked.ok) throw new AgentUsageError(`--workload-cert-ttl ${checked.problem}`);
+  return checked.seconds;
 }
 
 /** Parses `strata agent` arguments; AgentUsageError on anything missing or unknown. */
@@ -300,6 +330,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
         'ca-socket': { type: 'string' },
         'ca-token-file': { type: 'string' },
         'trust-domain': { type: 'string' },
+        'workload-cert-ttl': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -353,5 +384,6 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     caSocket: optional('ca-socket'),
     caTokenFile: optional('ca-token-file'),
     trustDomain: optional('trust-domain'),
+    workloadCertTtlSeconds: workloadCertTtl(optional('workload-cert-ttl')),
   };
 }

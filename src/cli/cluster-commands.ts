@@ -48,6 +48,7 @@ export async function upCommand(argv: readonly string[], io: Io): Promise<number
         'no-dns': { type: 'boolean' },
         'trust-domain': { type: 'string' },
         'plugin-ca': { type: 'string' },
+        'workload-cert-ttl': { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -71,6 +72,7 @@ export async function upCommand(argv: readonly string[], io: Io): Promise<number
       dns: values['no-dns'] !== true,
       trustDomain: values['trust-domain'],
       pluginCa: values['plugin-ca'],
+      workloadCertTtl: values['workload-cert-ttl'],
     },
     io.out,
   );

@@ -30,12 +30,14 @@ Usage: strata COMMAND [FLAGS]
 A local cluster (root; network namespaces on this machine):
   up       [--nodes N] [--cluster-cidr CIDR] [--service-cidr CIDR] [--underlay-cidr CIDR]
            [--backend host-gw|vxlan] [--node-cidr-mask-size N] [--timeout SECONDS] [--no-dns]
-           [--trust-domain DOMAIN] [--plugin-ca DIR]
+           [--trust-domain DOMAIN] [--plugin-ca DIR] [--workload-cert-ttl DURATION]
                         start a cluster and wait until every node is Ready and the
                         cluster DNS answers (--no-dns: without cluster DNS); the mesh CA
                         signs for DOMAIN (default cluster.local) with a self-signed root,
                         or with Istio's plug-in files in DIR (ca-cert.pem, ca-key.pem,
-                        root-cert.pem, cert-chain.pem)
+                        root-cert.pem, cert-chain.pem); workload certificates last
+                        DURATION (default 24h; 10s to 2160h, e.g. 90s, 1h30m) and are
+                        rotated at half life
   down                  stop every process of the cluster and delete its namespaces and state
   status                the cluster's nodes, addresses, pod CIDRs and processes
 

@@ -14,6 +14,7 @@ import {
   parsePrefix,
   prefixesOverlap,
 } from '../netaddr/ip.js';
+import { checkWorkloadCertTtl } from '../mesh/certificates/lifetime.js';
 import { trustDomainProblem } from '../mesh/identity/spiffe.js';
 import { ClusterError } from './errors.js';
 
@@ -40,6 +41,8 @@ export interface UpOptions extends Partial<ClusterTarget> {
   trustDomain?: string;
   /** A directory with Istio's four plug-in CA files to use instead of a self-signed root. */
   pluginCa?: string;
+  /** The lifetime of workload certificates, as written (`90s`, `1h`); 24 h, Istio's SECRET_TTL, when unset. */
+  workloadCertTtl?: string;
 }
 
 export const clusterDefaults = {
@@ -174,6 +177,14 @@ export function checkTrustDomain(trustDomain: string): string {
   return trustDomain;
 }
 
+/** `--workload-cert-ttl`, checked: the lifetime in seconds the agents ask the CA for. */
+export function workloadCertTtlSeconds(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const checked = checkWorkloadCertTtl(text);
+  if (!checked.ok) throw optionError(`--workload-cert-ttl ${checked.problem}`);
+  return checked.seconds;
+}
+
 /** The three ranges pairwise: any shared address is refused, naming both ranges. */
 function checkOverlaps(ranges: readonly { option: string; prefix: IpPrefix }[]): void {
   for (const [i, a] of ranges.entries()) {
@@ -198,6 +209,7 @@ export function planCluster(options: UpOptions): ClusterPlan {
     );
   }
   checkTrustDomain(options.trustDomain ?? clusterDefaults.trustDomain);
+  workloadCertTtlSeconds(options.workloadCertTtl);
   const cluster = parseRange('--cluster-cidr', options.clusterCidr ?? clusterDefaults.clusterCidr);
   const service = parseRange('--service-cidr', options.serviceCidr ?? clusterDefaults.serviceCidr);
   const underlay = parseRange(

@@ -20,12 +20,17 @@ import { ApiClient } from '../client/index.js';
 import { PlugInCaError, checkPlugInCa, installPlugInCa } from '../mesh/ca-service/plug-in.js';
 import { provisionNodeTokens } from '../mesh/ca-service/tokens.js';
 import {
+  defaultWorkloadCertTtlSeconds,
+  formatWorkloadCertTtl,
+} from '../mesh/certificates/lifetime.js';
+import {
   type ClusterPlan,
   type UpOptions,
   clusterDefaults,
   isClusterNamespace,
   planCluster,
   targetFlags,
+  workloadCertTtlSeconds,
 } from './config.js';
 import { cniExecutable, componentMissing, strataExecutable } from './components.js';
 import {
@@ -311,6 +316,12 @@ class Startup {
     return this.run.trustDomain ?? clusterDefaults.trustDomain;
   }
 
+  /** The workload certificates' lifetime, as the agents' flag takes it (checked by planCluster). */
+  get workloadCertTtl(): string {
+    const seconds = workloadCertTtlSeconds(this.run.workloadCertTtl);
+    return formatWorkloadCertTtl(seconds ?? defaultWorkloadCertTtlSeconds);
+  }
+
   /** The mesh CA's directory: the operator's plug-in files if given, and a token per node. */
   async meshCa(): Promise<void> {
     const paths = statePaths(this.stateDir);
@@ -356,7 +367,8 @@ class Startup {
         const dns = clusterDnsAddress(this.record.serviceCidr);
         services.push('--cluster-dns', dns, '--cluster-domain', clusterDomain);
       }
-      // The mesh: the controller's CA service and this node's token (meshCa wrote it).
+      // The mesh: the controller's CA service and this node's token (meshCa wrote it), and
+      // the lifetime its workload certificates are asked for.
       const mesh = [
         '--ca-socket',
         paths.caSocket,
@@ -364,6 +376,8 @@ class Startup {
         nodeCaTokenFile(this.stateDir, node.name),
         '--trust-domain',
         this.trustDomain,
+        '--workload-cert-ttl',
+        this.workloadCertTtl,
       ];
       await this.#start(
         `agent-${node.name}`,

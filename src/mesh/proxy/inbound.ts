@@ -122,13 +122,24 @@ export async function proxyInboundHbone(
       `${destinationText} runs as ${formatSpiffeId(target.identity)}, not ${formatSpiffeId(request.localIdentity)} the tunnel was made with`,
     );
   }
-  // The source proxy names the source's address; a known workload's address
-  // must belong to the identity it proved, or NetworkPolicy would judge a lie.
+  // The upstream leaves from the source's address, so NetworkPolicy judges it
+  // by that address: a pod's address must belong to the identity the tunnel
+  // proved, whether the tunnel came from it (as tunnels from node proxies do)
+  // or a `forwarded` header names it. Otherwise a pod holding another
+  // identity's certificate would be judged by one layer as itself and by the
+  // other as the identity it borrowed.
   if (
-    sourceWorkload !== undefined &&
-    !sameSpiffeId(sourceWorkload.identity, request.source) &&
-    forwarded !== undefined
+    forwarded !== undefined &&
+    forwarded !== request.peer.address &&
+    context.options.workloads.byIp(request.peer.address) !== undefined
   ) {
+    return refuse(
+      401,
+      'DENY',
+      `the tunnel from pod address ${request.peer.address} names another source, ${forwarded}`,
+    );
+  }
+  if (sourceWorkload !== undefined && !sameSpiffeId(sourceWorkload.identity, request.source)) {
     return refuse(
       401,
       'DENY',
