@@ -160,7 +160,9 @@ export async function listenTransparent(
     c.close(fd);
     throw new TransparentSocketError(`cannot listen on ${host}:${port}`, errno);
   }
-  const server = createServer(onConnection);
+  // No Nagle on what it accepts: a proxy's small writes (a request, an
+  // answer) must not wait for the peer's delayed ACK of the previous one.
+  const server = createServer({ noDelay: true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => {
@@ -222,6 +224,7 @@ export function dialTransparent(options: TransparentConnectOptions): Socket {
     ...(options.mark === undefined ? {} : { mark: options.mark }),
   });
   const socket = new Socket({ fd, readable: true, writable: true });
+  socket.setNoDelay(true);
   socket.connect({ host: options.host, port: options.port });
   return socket;
 }

@@ -45,6 +45,9 @@ export function relay(
   options: RelayOptions = {},
 ): Promise<RelayResult> {
   const budget = options.budgetBytes ?? 1024 * 1024;
+  // Nagle would hold a small write while an earlier one is unacknowledged:
+  // a request or an answer would wait for the peer's (delayed) ACK.
+  (socket as Partial<Socket>).setNoDelay?.(true);
   return new Promise((resolve) => {
     const result: RelayResult = { outcome: 'closed', socketToTunnel: 0, tunnelToSocket: 0 };
     let open = 2;
@@ -53,11 +56,14 @@ export function relay(
       if (open === 0) resolve(result);
     };
 
-    forward(socket, tunnel, budget, (n) => (result.socketToTunnel += n));
+    // Into the tunnel, writes need no gathering: Node's HTTP/2 session sends
+    // whatever its streams queued in one write per turn of the event loop.
+    forward(socket, tunnel, budget, false, (n) => (result.socketToTunnel += n));
     forward(
       tunnel,
       socket,
       budget,
+      true,
       (n) => (result.tunnelToSocket += n),
       () => !wasReset(tunnel),
     );
@@ -84,6 +90,9 @@ export function relay(
   });
 }
 
+/** Chunks at least this large are held for the end of the event loop turn, to leave with the others. */
+const coalesceFromBytes = 4096;
+
 /**
  * Copies `from` into `to`, and ends `to` when `from` ends in order (a reset
  * also ends a stream's readable side, but must not become a FIN).
@@ -99,6 +108,7 @@ function forward(
   from: Duplex,
   to: Duplex,
   budgetBytes: number,
+  coalesce: boolean,
   count: (bytes: number) => void,
   endedInOrder: () => boolean = () => true,
 ): void {
@@ -109,8 +119,14 @@ function forward(
       from.resume();
     }
   };
-  // The chunks one socket read yields (an HTTP/2 stream delivers one per
-  // DATA frame piece, often 8 KiB) leave in one writev at the end of the tick.
+  // With `coalesce`, bulk chunks are gathered into one write per turn of the
+  // event loop. An HTTP/2 stream delivers each DATA frame piece through its
+  // own callback from C++ (a 16 KiB frame straddles two TLS records: a ~16 KiB
+  // piece and a few bytes), and the nextTick queue is drained after each, so
+  // only setImmediate (the check phase, after every read of this poll)
+  // gathers them: otherwise each piece is a write(2) of its own whenever the
+  // socket has room. Small chunks (a request, an answer) go out at once, so
+  // latency pays nothing.
   let corked = false;
   const uncork = () => {
     corked = false;
@@ -119,10 +135,10 @@ function forward(
   from.on('data', (chunk: Buffer) => {
     count(chunk.length);
     if (to.destroyed) return;
-    if (!corked) {
+    if (coalesce && !corked && chunk.length >= coalesceFromBytes) {
       corked = true;
       to.cork();
-      process.nextTick(uncork);
+      setImmediate(uncork);
     }
     to.write(chunk, written);
     if (to.writableLength > budgetBytes) {

@@ -21,7 +21,7 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
@@ -260,6 +260,10 @@ export class HboneServer {
     // Until TLS owns the socket, an error (a reset) only closes it.
     const onEarlyError = () => socket.destroy();
     socket.on('error', onEarlyError);
+    // The node proxy hands in sockets its transparent listener accepted, with
+    // Node's default (Nagle on): answers of streams sharing the session would
+    // wait for the client's ACK of the one before.
+    socket.setNoDelay(true);
     const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
     let inbound: InboundCertificate | undefined;
@@ -325,7 +329,7 @@ export class HboneServer {
       void this.serveStream(stream, headers);
     });
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
-      const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+      const remote = remoteOfFailedTls(socket);
       // A chain that failed verification shows as a hang-up; the socket knows why.
       const why = socket.authorizationError;
       const reported =
@@ -468,4 +472,21 @@ function isRefusal(decision: Duplex | HboneRefusal): decision is HboneRefusal {
 
 function remoteKey(remote: SocketAddress): string {
   return `${remote.address} ${remote.port}`;
+}
+
+/**
+ * The client's address on a TLS socket whose handshake failed. A refused
+ * certificate tears the TLS socket down before 'tlsClientError', and its own
+ * address goes with it; the TCP socket it wrapped (Node's `_parent`, which
+ * the server was handed and asked for its address) still knows it.
+ */
+function remoteOfFailedTls(socket: TLSSocket): SocketAddress {
+  if (socket.remoteAddress !== undefined) {
+    return { address: socket.remoteAddress, port: socket.remotePort ?? 0 };
+  }
+  const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
+  if (parent instanceof Socket) {
+    return { address: parent.remoteAddress ?? '', port: parent.remotePort ?? 0 };
+  }
+  return { address: '', port: 0 };
 }
