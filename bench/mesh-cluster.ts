@@ -1,10 +1,10 @@
 /**
  * The cluster and workloads of bench:mesh (mesh.ts): `strata up --nodes 2` under a
  * temporary directory, the client and server pods, the child processes the bench
- * starts, and the agent's CPU and RSS read from /proc.
+ * starts, and the mesh proxies' CPU and RSS read from /proc.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -115,13 +115,22 @@ export class BenchCluster {
       : `strata down ${this.name} failed (${r.status}): ${r.stderr.trim()}; namespaces left: ${left.join(' ') || 'none'}`;
   }
 
-  agentPid(node: NodeName): number {
-    const record = JSON.parse(readFileSync(join(this.stateDir, 'cluster.json'), 'utf8')) as {
-      processes?: Record<string, number>;
-    };
-    const pid = record.processes?.[`agent-${node}`];
-    if (pid === undefined) throw new Error(`cluster.json names no agent-${node}`);
-    return pid;
+  /** The node's mesh proxy process (`strata mesh-proxy`, started by its agent). */
+  meshProxyPid(node: NodeName): number {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let argv: string[];
+      try {
+        argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      } catch {
+        continue;
+      }
+      const at = argv.indexOf('mesh-proxy');
+      if (at < 0) continue;
+      const flag = (name: string) => argv[argv.indexOf(name, at) + 1];
+      if (flag('--node') === node && flag('--state-dir') === this.stateDir) return Number(entry);
+    }
+    throw new Error(`no mesh-proxy process for ${node} of ${this.stateDir}`);
   }
 
   nodeNetns(node: NodeName): string {
@@ -211,7 +220,7 @@ export async function runningPod(
   });
 }
 
-/** CPU seconds (utime + stime) and RSS in MB of a process, from /proc. */
+/** CPU seconds (utime + stime) and RSS in MB (all, and its anonymous part) of a process, from /proc. */
 const clockTicks = Number(
   spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100',
 );
@@ -221,8 +230,9 @@ export function cpuSeconds(pid: number): number {
   // Fields 14 and 15 of proc(5), counted after the command name (field 3 is index 0).
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
-export function rssMb(pid: number): number {
+export function rssMb(pid: number): { rss: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
-  return Number(kb ?? NaN) / 1024;
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 };
 }

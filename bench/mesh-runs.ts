@@ -1,6 +1,6 @@
 /**
  * The measurement runs of bench:mesh (mesh.ts): one latency run (mesh-client.ts in
- * the client pod at a fixed rate, the agents' CPU and RSS sampled around it) and one
+ * the client pod at a fixed rate, the mesh proxies' CPU and RSS sampled around it) and one
  * iperf3 run, each with the node-2 access-log lines it added.
  */
 import { dirname, join } from 'node:path';
@@ -54,10 +54,12 @@ export interface LatencyRun {
   mode: Mode;
   client: ClientSummary;
   seconds: number;
-  /** Agent CPU in vCPU (CPU seconds per second) over the run, per node. */
-  agentCpu: Record<NodeName, number>;
-  /** Agent RSS in MB: the highest sample during the run, per node. */
-  agentRssMb: Record<NodeName, number>;
+  /** Mesh proxy CPU in vCPU (CPU seconds per second) over the run, per node. */
+  proxyCpu: Record<NodeName, number>;
+  /** Mesh proxy RSS in MB: the highest sample during the run, per node. */
+  proxyRssMb: Record<NodeName, number>;
+  /** The anonymous part of that RSS (heap, buffers; not the mapped executable), per node. */
+  proxyAnonMb: Record<NodeName, number>;
   /** Inbound lines on node-2's access log from the client's SPIFFE ID, added by the run. */
   accessLinesFromClient: number;
   /** Lines on node-2's access log about the run's server address, added by the run. */
@@ -122,8 +124,13 @@ export async function latencyRun(
   const linesBefore = countLines(cluster, pair);
   const cpuBefore = { 'node-1': cpuSeconds(pids['node-1']), 'node-2': cpuSeconds(pids['node-2']) };
   const rss = { 'node-1': 0, 'node-2': 0 };
+  const anon = { 'node-1': 0, 'node-2': 0 };
   const sample = (): void => {
-    for (const node of nodes) rss[node] = Math.max(rss[node], rssMb(pids[node]));
+    for (const node of nodes) {
+      const now = rssMb(pids[node]);
+      rss[node] = Math.max(rss[node], now.rss);
+      anon[node] = Math.max(anon[node], now.anon);
+    }
   };
   sample();
   const started = process.hrtime.bigint();
@@ -152,7 +159,7 @@ export async function latencyRun(
   }
   sample();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const agentCpu = {
+  const proxyCpu = {
     'node-1': (cpuSeconds(pids['node-1']) - cpuBefore['node-1']) / seconds,
     'node-2': (cpuSeconds(pids['node-2']) - cpuBefore['node-2']) / seconds,
   };
@@ -164,8 +171,9 @@ export async function latencyRun(
     mode,
     client,
     seconds,
-    agentCpu,
-    agentRssMb: rss,
+    proxyCpu,
+    proxyRssMb: rss,
+    proxyAnonMb: anon,
     accessLinesFromClient: lines.fromClient,
     accessLinesToServer: lines.toServer,
   };

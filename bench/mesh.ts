@@ -6,12 +6,12 @@
  *      each request was due): p50/p90/p99 off and on, and the difference; target
  *      <= 0.3 ms added at p90 (anchor: Istio 1.22's ztunnel pair ~0.17 ms p90, ~0.20 ms
  *      p99);
- *   2. CPU and memory of one node proxy per 1,000 req/s: the proxy runs inside each
- *      node's agent process (cluster.json `processes` → agent-node-1, agent-node-2), so
- *      its share is the agent's CPU (utime + stime) during the mesh-on run minus during
- *      the mesh-off run, per second, per 1,000 req/s, and the agent's RSS during the
- *      mesh-on run minus during the mesh-off run; targets <= 0.10 vCPU, <= 60 MB
- *      (anchors: ztunnel ~0.06 vCPU / 12 MB, a sidecar ~0.20 vCPU / 60 MB);
+ *   2. CPU and memory of one node proxy per 1,000 req/s: each node's proxy is its own
+ *      process (`strata mesh-proxy`, started by the node's agent), so its share is its
+ *      CPU (utime + stime) during the mesh-on run minus during the mesh-off run, per
+ *      second, per 1,000 req/s, and its peak RSS during the mesh-on runs (and the
+ *      anonymous part of it); targets <= 0.10 vCPU, <= 60 MB (anchors: ztunnel ~0.06
+ *      vCPU / 12 MB, a sidecar ~0.20 vCPU / 60 MB);
  *   3. bulk throughput pod to pod through the tunnel: iperf3 `-t 5`, mesh on / mesh off;
  *      target >= 25 %.
  * Namespace `mesh-<run>` is labelled istio.io/dataplane-mode=ambient, `plain-<run>` is
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
   try {
     progress(`strata up --nodes 2 --no-dns --name ${cluster.name} --state-dir ${cluster.stateDir}`);
     await cluster.up();
-    pids = { 'node-1': cluster.agentPid('node-1'), 'node-2': cluster.agentPid('node-2') };
+    pids = { 'node-1': cluster.meshProxyPid('node-1'), 'node-2': cluster.meshProxyPid('node-2') };
     const namespaces: Record<Mode, string> = {
       on: `mesh-${cluster.name}`,
       off: `plain-${cluster.name}`,
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
         return r.code === 0 && r.stdout === 'ok\n' ? true : undefined;
       });
     }
-    progress(`agents: node-1 pid ${pids['node-1']}, node-2 pid ${pids['node-2']}`);
+    progress(`mesh proxies: node-1 pid ${pids['node-1']}, node-2 pid ${pids['node-2']}`);
 
     for (let r = 1; r <= options.rounds; r++) {
       const order: Mode[] = r % 2 === 1 ? ['off', 'on'] : ['on', 'off'];
@@ -213,8 +213,8 @@ async function main(): Promise<void> {
         latency.push(one);
         progress(
           `  p50 ${figure(one.client.p50)} p90 ${figure(one.client.p90)} p99 ${figure(one.client.p99)} ms; ` +
-            `${one.client.counted} counted, ${one.client.errors} errors; agent CPU ` +
-            `${figure(one.agentCpu['node-1'])}/${figure(one.agentCpu['node-2'])} vCPU; access-log lines ${one.accessLinesFromClient}`,
+            `${one.client.counted} counted, ${one.client.errors} errors; proxy CPU ` +
+            `${figure(one.proxyCpu['node-1'])}/${figure(one.proxyCpu['node-2'])} vCPU; access-log lines ${one.accessLinesFromClient}`,
         );
       }
     }

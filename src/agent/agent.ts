@@ -20,7 +20,7 @@ import { ApiClient, ApiError, SharedInformers } from '../client/index.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { type IpPrefix, formatPrefix } from '../netaddr/ip.js';
 import { compileConflist, writeConflist } from './conflist.js';
-import { MeshAgent } from './mesh.js';
+import { MeshProcess } from './mesh-process.js';
 import { ContainerLogRotation } from './container-logs.js';
 import { findExecutable } from './containers.js';
 import { baseEnvironment } from './launch.js';
@@ -154,7 +154,7 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
   let policy: NetworkPolicyEnforcer | undefined;
   let dropLog: DropLog | undefined;
   let services: ServiceProxy | undefined;
-  let mesh: MeshAgent | undefined;
+  let mesh: MeshProcess | undefined;
   const logRotation = new ContainerLogRotation(
     settings.podsDir,
     settings.containerLogs,
@@ -254,23 +254,23 @@ export async function runAgent(options: AgentOptions): Promise<Agent> {
     await proxy.start();
     log('Services programmed');
     if (settings.mesh) {
-      // The mesh (mesh.ts) captures enrolled pods before any pod is adopted or started.
-      const ambient = new MeshAgent({
-        client,
-        informers,
+      // The mesh proxy (its own process, mesh-process.ts) captures enrolled pods
+      // before any pod is adopted or started.
+      const proxy = new MeshProcess({
+        stateDir: settings.stateDir,
+        api: typeof settings.api === 'string' ? settings.api : settings.api.socketPath,
         nodeName: settings.nodeName,
-        nodeDir: settings.nodeDir,
         caSocket: settings.mesh.caSocket,
-        tokenFile: settings.mesh.caTokenFile,
+        caTokenFile: settings.mesh.caTokenFile,
         trustDomain: settings.mesh.trustDomain,
         ...(settings.mesh.workloadCertTtlSeconds === undefined
           ? {}
           : { workloadCertTtlSeconds: settings.mesh.workloadCertTtlSeconds }),
         log,
       });
-      mesh = ambient;
-      await ambient.start();
-      log('mesh proxy running');
+      mesh = proxy;
+      await proxy.start();
+      log(`mesh proxy running (pid ${String(proxy.pid)})`);
     }
     const manager = new PodManager({
       settings,

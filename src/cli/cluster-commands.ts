@@ -1,6 +1,6 @@
 /**
  * `strata up`, `strata down`, `strata status`, and the component
- * subcommands `strata apiserver|controller|agent` that `up` starts (not in
+ * subcommands `strata apiserver|controller|agent|mesh-proxy` that `up` starts (not in
  * the help text: users do not run them by hand).
  */
 import { parseArgs } from 'node:util';
@@ -106,9 +106,9 @@ export async function statusCommand(argv: readonly string[], io: Io): Promise<nu
   return isHealthy(cluster) ? 0 : 1;
 }
 
-/** `strata apiserver|controller|agent ...`: the cluster's components, one process each. */
+/** `strata apiserver|controller|agent|mesh-proxy ...`: the cluster's components, one process each. */
 export function componentCommand(
-  component: 'apiserver' | 'controller' | 'agent',
+  component: 'apiserver' | 'controller' | 'agent' | 'mesh-proxy',
   argv: readonly string[],
 ): Promise<number> {
   return component === 'apiserver' ? apiserverCommand(argv) : runComponent(component, argv);

@@ -82,6 +82,7 @@ const commands: Record<string, (argv: readonly string[], io: Io) => Promise<numb
   apiserver: (argv) => componentCommand('apiserver', argv),
   controller: (argv) => componentCommand('controller', argv),
   agent: (argv) => componentCommand('agent', argv),
+  'mesh-proxy': (argv) => componentCommand('mesh-proxy', argv),
   dns: (argv, io) => dnsCommand(argv, io),
 };
 

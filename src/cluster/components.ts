@@ -25,6 +25,11 @@ export const componentModules = {
     exportName: 'controllerCommand',
   },
   agent: { title: 'the node agent', path: '../agent/command.js', exportName: 'agentCommand' },
+  'mesh-proxy': {
+    title: "the node's mesh proxy",
+    path: '../agent/mesh-command.js',
+    exportName: 'meshProxyCommand',
+  },
 } as const satisfies Record<string, ComponentModule>;
 
 export type LoadableComponent = keyof typeof componentModules;

@@ -86,10 +86,10 @@ export function isClusterProcess(pid: number, stateDir: string): boolean {
   return argv !== undefined && mentions(argv, stateDir);
 }
 
-const componentCommands = new Set(['apiserver', 'controller', 'agent']);
+const componentCommands = new Set(['apiserver', 'controller', 'agent', 'mesh-proxy']);
 
 /**
- * Every running `strata apiserver|controller|agent` whose arguments name
+ * Every running `strata apiserver|controller|agent|mesh-proxy` whose arguments name
  * `stateDir`, recorded or not (an `up` killed between starting a process
  * and recording it leaves one behind).
  */

@@ -18,11 +18,13 @@
 // 4. A NetworkPolicy allowing only the client into `guarded` still denies
 //    `other` when both are in the mesh.
 // 5. metrics on node-2's 15020 count the connections with the source principal.
-// 6. Un-labelling the namespace returns its pods to plain traffic: the capture
+// 6. Each node's proxy is a process of its own (`strata mesh-proxy`); killed, its
+//    agent starts it again and meshed traffic resumes.
+// 7. Un-labelling the namespace returns its pods to plain traffic: the capture
 //    sets empty on both nodes, the connection works, no new access-log line.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resourceForKind } from '../../src/api/registry.js';
@@ -364,6 +366,45 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
       );
     assert.ok(line, `no opened-connections counter for the client:\n${run.stdout.slice(0, 3000)}`);
     assert.ok(Number(line.split(' ').at(-1)) >= 1, line);
+  });
+
+  it('restarts a node proxy that dies; meshed traffic resumes through the new one', async () => {
+    const proxyPid = (node: string): number | undefined => {
+      for (const entry of readdirSync('/proc')) {
+        if (!/^\d+$/.test(entry)) continue;
+        let argv: string[];
+        try {
+          argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+        } catch {
+          continue;
+        }
+        const at = argv.indexOf('mesh-proxy');
+        const flag = (name: string) => argv[argv.indexOf(name, at) + 1];
+        if (at >= 0 && flag('--node') === node && flag('--state-dir') === cluster().stateDir) {
+          return Number(entry);
+        }
+      }
+      return undefined;
+    };
+    const first = proxyPid('node-2');
+    assert.ok(first !== undefined, 'node-2 runs its mesh proxy as a process of its own');
+    process.kill(first, 'SIGKILL');
+    const second = await cluster().waitFor('a new mesh proxy on node-2', () => {
+      const pid = proxyPid('node-2');
+      return pid !== undefined && pid !== first ? pid : undefined;
+    });
+    assert.notEqual(second, first);
+    const before = accessLines('node-2').length;
+    assert.equal(
+      await until('client', 'server', (a) => a !== '', 'an answer through the new proxy'),
+      ip.client,
+    );
+    await cluster().waitFor('an access-log line from the new proxy', () =>
+      accessLines('node-2')
+        .slice(before)
+        .find((l) => l.direction === 'inbound' && l['src.identity'] === spiffe('client')),
+    );
+    assert.match(cluster().logs(200_000), /mesh: the proxy exited \(signal SIGKILL\)/);
   });
 
   it('returns the pods of an un-labelled namespace to plain traffic', async () => {
