@@ -14,7 +14,8 @@
 // 2. outsider (`plain`, not enrolled) → server: refused under a STRICT
 //    PeerAuthentication, accepted under PERMISSIVE.
 // 3. An ALLOW AuthorizationPolicy for the client's principal: the client gets
-//    through, `other` (another service account) does not.
+//    through, `other` does not; a DENY rule with HTTP attributes fails closed and
+//    the node proxy logs a warning naming the policy.
 // 4. A NetworkPolicy allowing only the client into `guarded` still denies
 //    `other` when both are in the mesh.
 // 5. metrics on node-2's 15020 count the connections with the source principal.
@@ -307,6 +308,39 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
       assert.equal(await ask('other', 'server'), '', 'the other principal is denied');
     } finally {
       await cluster().client.delete(authzResource, 'only-client', { namespace: meshNs });
+    }
+    await until('other', 'server', (a) => a === ip.other, 'other allowed again');
+  });
+
+  it('fails a DENY rule with HTTP attributes closed, and says so in the log', async () => {
+    // A node proxy cannot see methods: the rule denies what its L4 part matches.
+    await create({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'no-posts-from-other', namespace: meshNs },
+      spec: {
+        selector: { matchLabels: { app: 'server' } },
+        action: 'DENY',
+        rules: [
+          {
+            from: [{ source: { principals: [principal('other')] } }],
+            to: [{ operation: { methods: ['POST'] } }],
+          },
+        ],
+      },
+    });
+    try {
+      await until('other', 'server', (a) => a === '', 'the DENY rule failing closed');
+      assert.equal(await ask('client', 'server'), ip.client, 'another principal still passes');
+      await cluster().waitFor('the warning in the agent log', () =>
+        /mesh proxy: warning: AuthorizationPolicy \S+\/no-posts-from-other .*HTTP/.test(
+          cluster().logs(200_000),
+        )
+          ? true
+          : undefined,
+      );
+    } finally {
+      await cluster().client.delete(authzResource, 'no-posts-from-other', { namespace: meshNs });
     }
     await until('other', 'server', (a) => a === ip.other, 'other allowed again');
   });

@@ -32,6 +32,11 @@ export interface ProxyContext {
   localEnrolled(ip: string): Workload | undefined;
   /** The HBONE client; throws when the proxy is not started. */
   requireClient(): HboneClient;
+  /**
+   * Policy warnings met while deciding (a policy the node proxy cannot
+   * enforce as written: HTTP attributes, CUSTOM, AUDIT); each is logged once.
+   */
+  warn(warnings: readonly string[]): void;
 }
 
 export function describe(error: unknown): string {

@@ -67,6 +67,7 @@ export async function proxyInboundPlaintext(context: ProxyContext, socket: Socke
         context.options.workloads.authorizationPolicies(),
         policy,
       );
+      context.warn(decision.warnings);
       if (decision.verdict === 'deny') refusal = denialReason(decision);
     }
     if (refusal !== undefined) {
@@ -158,6 +159,7 @@ export async function proxyInboundHbone(
     context.options.workloads.authorizationPolicies(),
     { rootNamespace: context.options.rootNamespace ?? 'istio-system' },
   );
+  context.warn(decision.warnings);
   if (decision.verdict === 'deny') return refuse(401, 'DENY', denialReason(decision));
   let upstream: Socket;
   try {

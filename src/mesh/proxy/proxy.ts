@@ -144,6 +144,7 @@ export class NodeProxy {
   readonly #recent: ProxyDecision[] = [];
   #accessLog: AccessLog | undefined;
   #client: HboneClient | undefined;
+  readonly #warned = new Set<string>();
   #server: HboneServer | undefined;
   #listeners: Server[] = [];
   #telemetry: TelemetryServer | undefined;
@@ -169,6 +170,9 @@ export class NodeProxy {
       },
       localEnrolled: (ip) => this.#localEnrolled(ip),
       requireClient: () => this.#requireClient(),
+      warn: (warnings) => {
+        this.#warn(warnings);
+      },
     };
   }
 
@@ -315,6 +319,16 @@ export class NodeProxy {
         outcome: 'error',
         reason: `${event.reason}${event.error === undefined ? '' : `: ${describe(event.error)}`}`,
       });
+    }
+  }
+
+  /** Logs each policy warning the first time a decision meets it (a bounded memory of them). */
+  #warn(warnings: readonly string[]): void {
+    for (const warning of warnings) {
+      if (this.#warned.has(warning)) continue;
+      if (this.#warned.size >= 1000) this.#warned.clear();
+      this.#warned.add(warning);
+      this.#options.log?.(`mesh proxy: warning: ${warning}`);
     }
   }
 
