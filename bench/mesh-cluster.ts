@@ -4,7 +4,7 @@
  * starts, and the mesh proxies' CPU and RSS read from /proc.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { resourceForKind } from '../src/api/registry.js';
 import type { KubeObject, ResourceType } from '../src/api/types.js';
 import { ApiClient } from '../src/client/index.js';
+import { meshProxyPid } from '../src/cluster/processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const strataBin = join(here, '..', 'bin', 'strata');
@@ -117,20 +118,9 @@ export class BenchCluster {
 
   /** The node's mesh proxy process (`strata mesh-proxy`, started by its agent). */
   meshProxyPid(node: NodeName): number {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let argv: string[];
-      try {
-        argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      } catch {
-        continue;
-      }
-      const at = argv.indexOf('mesh-proxy');
-      if (at < 0) continue;
-      const flag = (name: string) => argv[argv.indexOf(name, at) + 1];
-      if (flag('--node') === node && flag('--state-dir') === this.stateDir) return Number(entry);
-    }
-    throw new Error(`no mesh-proxy process for ${node} of ${this.stateDir}`);
+    const pid = meshProxyPid(this.stateDir, node);
+    if (pid === undefined) throw new Error(`no mesh-proxy process for ${node} of ${this.stateDir}`);
+    return pid;
   }
 
   nodeNetns(node: NodeName): string {

@@ -113,6 +113,25 @@ export function findComponentProcesses(stateDir: string): number[] {
   return found;
 }
 
+/** The pid of node `node`'s `strata mesh-proxy` of the cluster in `stateDir`, if one runs. */
+export function meshProxyPid(stateDir: string, node: string): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = processArgv(Number(entry));
+    const at = argv?.indexOf('mesh-proxy') ?? -1;
+    if (argv === undefined || at < 0) continue;
+    const flag = (name: string) => argv[argv.indexOf(name, at) + 1];
+    if (flag('--node') === node && flag('--state-dir') === stateDir) return Number(entry);
+  }
+  return undefined;
+}
+
 /** The pids of every process in a named network namespace (`ip netns pids`). */
 export function namespacePids(netns: string): number[] {
   const child = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' });

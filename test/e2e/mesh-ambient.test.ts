@@ -25,11 +25,12 @@
 //    sets empty on both nodes, the connection works, no new access-log line.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resourceForKind } from '../../src/api/registry.js';
 import type { KubeObject, ResourceType } from '../../src/api/types.js';
+import { meshProxyPid } from '../../src/cluster/processes.js';
 import { type Pod, podResource } from '../support/agent-cluster.js';
 import { clusterSkipReason } from '../support/cluster.js';
 import { LiveCluster, isRunning } from '../support/live-cluster.js';
@@ -403,23 +404,7 @@ describe('the ambient mesh on two nodes', { skip: clusterSkipReason() }, () => {
   });
 
   it('restarts a node proxy that dies; meshed traffic resumes through the new one', async () => {
-    const proxyPid = (node: string): number | undefined => {
-      for (const entry of readdirSync('/proc')) {
-        if (!/^\d+$/.test(entry)) continue;
-        let argv: string[];
-        try {
-          argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-        } catch {
-          continue;
-        }
-        const at = argv.indexOf('mesh-proxy');
-        const flag = (name: string) => argv[argv.indexOf(name, at) + 1];
-        if (at >= 0 && flag('--node') === node && flag('--state-dir') === cluster().stateDir) {
-          return Number(entry);
-        }
-      }
-      return undefined;
-    };
+    const proxyPid = (node: string) => meshProxyPid(cluster().stateDir, node);
     const first = proxyPid('node-2');
     assert.ok(first !== undefined, 'node-2 runs its mesh proxy as a process of its own');
     process.kill(first, 'SIGKILL');
