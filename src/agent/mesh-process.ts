@@ -8,15 +8,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { strataExecutable } from '../cluster/components.js';
+import type { MeshProxyOptions } from './mesh-command.js';
 
-export interface MeshProcessOptions {
-  stateDir: string;
-  api: string;
-  nodeName: string;
-  caSocket: string;
-  caTokenFile: string;
-  trustDomain: string;
-  workloadCertTtlSeconds?: number;
+/** What the proxy is started with (its command line), and how it is supervised. */
+export interface MeshProcessOptions extends MeshProxyOptions {
   log: (line: string) => void;
   /** The command that runs `strata`; dist/bin/strata when unset. */
   executable?: string;
