@@ -31,6 +31,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { connectClient, connectOnce, connectServer } from './connection-rate.js';
 import { controlPlane, runner } from './policy-control-plane.js';
 import { dataPath } from './policy-data-path.js';
@@ -59,17 +60,26 @@ interface Options {
   size: WorkloadSize;
 }
 
+const usage = 'Usage: node dist/bench/policy.js [--rounds N] [--quick] [--workload typical|broad]';
+
+/** The options, checked; an unknown flag or a bad value throws, naming it. */
 function parseOptions(argv: string[]): Options {
-  const get = (flag: string): string | undefined => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? (argv[i + 1] ?? '') : undefined;
-  };
-  const quick = argv.includes('--quick');
-  const rounds = Number(get('--rounds') ?? (quick ? 2 : 4));
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      rounds: { type: 'string' },
+      quick: { type: 'boolean' },
+      workload: { type: 'string' },
+    },
+  });
+  const quick = values.quick === true;
+  const rounds = Number(values.rounds ?? (quick ? 2 : 4));
   if (!Number.isInteger(rounds) || rounds < 1) {
-    throw new Error(`--rounds must be a positive integer: got ${get('--rounds') ?? ''}`);
+    throw new Error(`--rounds must be a positive integer: got ${values.rounds ?? ''}`);
   }
-  const workload = get('--workload') ?? 'typical';
+  const workload = values.workload ?? 'typical';
   if (workload !== 'typical' && workload !== 'broad') {
     throw new Error(`--workload must be typical or broad: got ${workload}`);
   }
@@ -143,6 +153,20 @@ async function main(): Promise<void> {
     process.exitCode = outcome === 'connected' ? 0 : 1;
     return;
   }
+  if (mode === '--help' || mode === '-h') {
+    console.log(usage);
+    return;
+  }
+  if (mode !== '--inside') {
+    // Reject bad options before making anything.
+    try {
+      parseOptions(argv);
+    } catch (error) {
+      console.error(`${(error as Error).message}\n${usage}`);
+      process.exitCode = 2;
+      return;
+    }
+  }
   if (process.getuid?.() !== 0) {
     console.error('bench:policy needs root (network namespaces, nftables)');
     process.exitCode = 1;
@@ -171,7 +195,6 @@ async function main(): Promise<void> {
     return;
   }
 
-  parseOptions(argv); // Reject bad options before making anything.
   const command = ['node', relative(process.cwd(), self), ...argv].join(' ');
   console.log(
     `bench:policy — NetworkPolicy compile, apply and data path; node ${process.version}; ${sh('nft', ['--version']).trim()}; ${new Date().toISOString()}`,
