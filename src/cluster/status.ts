@@ -7,7 +7,7 @@ import { resourceForKind } from '../api/registry.js';
 import type { KubeObject } from '../api/types.js';
 import { ApiClient } from '../client/index.js';
 import { type ClusterTarget, targetFlags } from './config.js';
-import { isClusterProcess } from './processes.js';
+import { isClusterProcess, meshProxyPid } from './processes.js';
 import { type ClusterRecord, locateCluster, readRecord } from './state.js';
 
 export interface ProcessStatus {
@@ -24,6 +24,8 @@ export interface NodeStatus {
   registered?: boolean;
   ready?: boolean;
   podCidr?: string;
+  /** The node's mesh proxy (`strata mesh-proxy`, its agent's child), when one runs. */
+  meshProxyPid?: number;
 }
 
 export interface ClusterStatus {
@@ -59,7 +61,9 @@ export async function status(options: Partial<ClusterTarget>): Promise<ClusterSt
     client.close();
   }
   const nodes = record.nodes.map((node): NodeStatus => {
-    if (!apiNodes) return { ...node };
+    const proxy = meshProxyPid(target.stateDir, node.name);
+    const mesh = proxy === undefined ? {} : { meshProxyPid: proxy };
+    if (!apiNodes) return { ...node, ...mesh };
     const object = apiNodes.get(node.name);
     const conditions = (object?.status?.conditions ?? []) as { type?: string; status?: string }[];
     const podCidr = object?.spec?.podCIDR;
@@ -68,17 +72,20 @@ export async function status(options: Partial<ClusterTarget>): Promise<ClusterSt
       registered: object !== undefined,
       ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
       ...(typeof podCidr === 'string' && podCidr !== '' ? { podCidr } : {}),
+      ...mesh,
     };
   });
   return { target, record, processes, nodes, ...(apiError === undefined ? {} : { apiError }) };
 }
 
-/** Whether every process runs and every node is Ready with a pod CIDR. */
+/** Whether every process runs (each node's mesh proxy too) and every node is Ready with a pod CIDR. */
 export function isHealthy(cluster: ClusterStatus): boolean {
   return (
     cluster.apiError === undefined &&
     cluster.processes.every((p) => p.running) &&
-    cluster.nodes.every((n) => n.ready === true && n.podCidr !== undefined)
+    cluster.nodes.every(
+      (n) => n.ready === true && n.podCidr !== undefined && n.meshProxyPid !== undefined,
+    )
   );
 }
 
@@ -123,13 +130,14 @@ export function formatStatus(cluster: ClusterStatus): string {
     '',
   ].join('\n');
   const nodes = pad([
-    ['NODE', 'IP', 'POD CIDR', 'STATUS', 'AGENT'],
+    ['NODE', 'IP', 'POD CIDR', 'STATUS', 'AGENT', 'MESH PROXY'],
     ...cluster.nodes.map((node) => [
       node.name,
       node.ip,
       node.podCidr ?? '<none>',
       readiness(node),
       health(agents.get(`agent-${node.name}`)),
+      node.meshProxyPid === undefined ? 'not running' : `running (pid ${node.meshProxyPid})`,
     ]),
   ]);
   const components = pad([

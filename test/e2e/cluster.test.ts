@@ -164,17 +164,17 @@ describe('strata up --nodes 2, then down', { skip: skipCluster }, () => {
     );
   });
 
-  it('status: both nodes Ready, every process running', async () => {
+  it('status: both nodes Ready, every process running, each mesh proxy too', async () => {
     const status = await cluster.run(['status']);
     assert.equal(status.code, 0, status.stdout);
     assert.match(status.stdout, new RegExp(`^Cluster "${cluster.name}": healthy\\n`));
     assert.match(
       status.stdout,
-      /\nnode-1 +172\.31\.0\.11 +10\.244\.\d+\.0\/24 +Ready +running \(pid \d+\)\n/,
+      /\nnode-1 +172\.31\.0\.11 +10\.244\.\d+\.0\/24 +Ready +running \(pid \d+\) +running \(pid \d+\)\n/,
     );
     assert.match(
       status.stdout,
-      /\nnode-2 +172\.31\.0\.12 +10\.244\.\d+\.0\/24 +Ready +running \(pid \d+\)\n/,
+      /\nnode-2 +172\.31\.0\.12 +10\.244\.\d+\.0\/24 +Ready +running \(pid \d+\) +running \(pid \d+\)\n/,
     );
     assert.match(status.stdout, /\ncontroller +running \(pid \d+\)\n/);
   });

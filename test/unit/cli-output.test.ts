@@ -43,6 +43,7 @@ function clusterStatus(overrides: Partial<ClusterStatus> = {}): ClusterStatus {
       registered: true,
       ready: true,
       podCidr: `10.244.${i}.0/24`,
+      meshProxyPid: 20 + i,
     })),
     ...overrides,
   };
@@ -60,9 +61,9 @@ describe('strata status', () => {
         '  api        unix:///tmp/lab/api.sock',
         '  networks   cluster 10.244.0.0/16 (/24 per node), services 10.96.0.0/16, underlay 172.31.0.0/24, host-gw',
         '',
-        'NODE     IP            POD CIDR        STATUS   AGENT',
-        'node-1   172.31.0.11   10.244.0.0/24   Ready    running (pid 12)',
-        'node-2   172.31.0.12   10.244.1.0/24   Ready    running (pid 13)',
+        'NODE     IP            POD CIDR        STATUS   AGENT              MESH PROXY',
+        'node-1   172.31.0.11   10.244.0.0/24   Ready    running (pid 12)   running (pid 20)',
+        'node-2   172.31.0.12   10.244.1.0/24   Ready    running (pid 13)   running (pid 21)',
         '',
         'COMPONENT    PROCESS',
         'apiserver    running (pid 10)',
@@ -85,13 +86,26 @@ describe('strata status', () => {
     assert.match(text, /^Cluster "lab": degraded\n/);
     assert.match(
       text,
-      /\nnode-2 +172\.31\.0\.12 +10\.244\.1\.0\/24 +NotReady +running \(pid 13\)\n/,
+      /\nnode-2 +172\.31\.0\.12 +10\.244\.1\.0\/24 +NotReady +running \(pid 13\) +running \(pid 21\)\n/,
     );
     assert.match(text, /\ncontroller +exited \(pid 11\)\n/);
     assert.match(
       text,
       /Logs: \/tmp\/lab\/logs\/\. Start again with "strata down --name lab --state-dir \/tmp\/lab"/,
     );
+  });
+
+  it("is degraded when a node's mesh proxy is not running", () => {
+    const base = clusterStatus();
+    const cluster = clusterStatus({
+      nodes: base.nodes.map((node) => {
+        if (node.name !== 'node-2') return node;
+        const { name, ip, netns, registered, ready, podCidr } = node;
+        return { name, ip, netns, registered, ready, podCidr };
+      }),
+    });
+    assert.equal(isHealthy(cluster), false);
+    assert.match(formatStatus(cluster), /\nnode-2 .* running \(pid 13\) +not running\n/);
   });
 
   it('says when the API server did not answer', () => {
