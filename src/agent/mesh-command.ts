@@ -17,6 +17,7 @@
  * and also when its parent goes away (an agent killed without a chance to
  * stop it), so no orphan keeps a node's traffic captured.
  */
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { messageChain } from '../cni/errors.js';
 import { ApiClient } from '../client/index.js';
@@ -150,7 +151,7 @@ export async function meshProxyCommand(
     client,
     informers,
     nodeName: options.nodeName,
-    nodeDir: `${options.stateDir}/nodes/${options.nodeName}`,
+    nodeDir: join(options.stateDir, 'nodes', options.nodeName),
     caSocket: options.caSocket,
     tokenFile: options.caTokenFile,
     trustDomain: options.trustDomain,
