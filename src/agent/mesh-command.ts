@@ -24,6 +24,7 @@ import { ApiClient } from '../client/index.js';
 import { SharedInformers } from '../client/informer.js';
 import { checkWorkloadCertTtl } from '../mesh/certificates/lifetime.js';
 import { MeshAgent } from './mesh.js';
+import { meshFlagOptions, trustDomainProblem } from './options.js';
 
 export const meshProxyUsage = `Usage: strata mesh-proxy --state-dir DIR --api SOCKET --node NAME
                          --ca-socket SOCKET --ca-token-file FILE
@@ -65,10 +66,7 @@ export function parseMeshProxyArgs(argv: readonly string[]): MeshProxyOptions {
         'state-dir': { type: 'string' },
         api: { type: 'string' },
         node: { type: 'string' },
-        'ca-socket': { type: 'string' },
-        'ca-token-file': { type: 'string' },
-        'trust-domain': { type: 'string' },
-        'workload-cert-ttl': { type: 'string' },
+        ...meshFlagOptions,
       },
     }));
   } catch (error) {
@@ -89,6 +87,8 @@ export function parseMeshProxyArgs(argv: readonly string[]): MeshProxyOptions {
     caTokenFile: required('ca-token-file'),
     trustDomain: values['trust-domain'] ?? 'cluster.local',
   };
+  const domainProblem = trustDomainProblem(options.trustDomain);
+  if (domainProblem !== undefined) throw new MeshProxyUsageError(domainProblem);
   const ttl = values['workload-cert-ttl'];
   if (ttl !== undefined) {
     const checked = checkWorkloadCertTtl(ttl);

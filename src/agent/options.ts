@@ -116,6 +116,21 @@ export const bundledCniBinDir = fileURLToPath(new URL('../../bin', import.meta.u
 const nodeNamePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const clusterNamePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/** The mesh's flags, as `strata agent` takes them and passes them on to `strata mesh-proxy`. */
+export const meshFlagOptions = {
+  'ca-socket': { type: 'string' },
+  'ca-token-file': { type: 'string' },
+  'trust-domain': { type: 'string' },
+  'workload-cert-ttl': { type: 'string' },
+} as const;
+
+/** Why `domain` cannot be the mesh's trust domain (a DNS-1123 subdomain), or undefined. */
+export function trustDomainProblem(domain: string): string | undefined {
+  return nodeNamePattern.test(domain) && domain.length <= 253
+    ? undefined
+    : `--trust-domain must be a DNS-1123 subdomain: got ${JSON.stringify(domain)}`;
+}
+
 function stderrLog(line: string): void {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 }
@@ -204,11 +219,8 @@ export function resolveSettings(options: AgentOptions): AgentSettings {
     throw new AgentUsageError('--ca-socket and --ca-token-file must not be empty');
   }
   const trustDomain = options.trustDomain ?? 'cluster.local';
-  if (!nodeNamePattern.test(trustDomain) || trustDomain.length > 253) {
-    throw new AgentUsageError(
-      `--trust-domain must be a DNS-1123 subdomain: got ${JSON.stringify(trustDomain)}`,
-    );
-  }
+  const domainProblem = trustDomainProblem(trustDomain);
+  if (domainProblem !== undefined) throw new AgentUsageError(domainProblem);
   const ttl = options.workloadCertTtlSeconds;
   const ttlProblem = ttl === undefined ? undefined : workloadCertTtlProblem(ttl);
   if (ttlProblem !== undefined) {
@@ -327,10 +339,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
         'container-log-max-size': { type: 'string' },
         'container-log-max-files': { type: 'string' },
         'container-log-monitor-interval': { type: 'string' },
-        'ca-socket': { type: 'string' },
-        'ca-token-file': { type: 'string' },
-        'trust-domain': { type: 'string' },
-        'workload-cert-ttl': { type: 'string' },
+        ...meshFlagOptions,
       },
     }));
   } catch (error) {

@@ -110,6 +110,23 @@ export function countAtClose(connection: TcpConnection, client: Socket): void {
   });
 }
 
+/**
+ * The proxy's connection to a workload, from the source's own address (so
+ * NetworkPolicy judges the source in the output hook), marked 0x539 so the
+ * replies come back to this socket (capture.ts).
+ */
+export function connectUpstream(
+  sourceIp: string,
+  destination: { address: string; port: number },
+): Promise<Socket> {
+  return connectTransparent({
+    source: sourceIp,
+    host: destination.address,
+    port: destination.port,
+    mark: proxyMark,
+  });
+}
+
 /** A transparent connection from the source's own address, straight on to `destination`. */
 export async function passthrough(
   context: ProxyContext,
@@ -122,12 +139,7 @@ export async function passthrough(
 ): Promise<void> {
   let upstream: Socket;
   try {
-    upstream = await connectTransparent({
-      source: sourceIp,
-      host: destination.address,
-      port: destination.port,
-      mark: proxyMark,
-    });
+    upstream = await connectUpstream(sourceIp, destination);
   } catch (error) {
     refused(context, open, 'CONNECT', describe(error));
     context.decided({ ...base, outcome: 'error', reason: describe(error) });

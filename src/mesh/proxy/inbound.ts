@@ -10,14 +10,13 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectTransparent } from '../../kernel/transparent.js';
 import { formatAuthority, parseForwardedFor } from '../hbone/connect-request.js';
 import type { HboneConnectRequest, HboneRefusal } from '../hbone/server.js';
 import { formatSpiffeId, sameSpiffeId } from '../identity/spiffe.js';
 import { authorize, effectiveMtls, type AuthorizationDecision } from '../policy/index.js';
 import type { ConnectionOpen, ResponseFlags } from '../telemetry/metrics.js';
-import { proxyMark } from './capture.js';
 import {
+  connectUpstream,
   describe,
   passthrough,
   refused,
@@ -163,12 +162,7 @@ export async function proxyInboundHbone(
   if (decision.verdict === 'deny') return refuse(401, 'DENY', denialReason(decision));
   let upstream: Socket;
   try {
-    upstream = await connectTransparent({
-      source: sourceIp,
-      host: destination.address,
-      port: destination.port,
-      mark: proxyMark,
-    });
+    upstream = await connectUpstream(sourceIp, destination);
   } catch (error) {
     return refuse(503, 'CONNECT', `cannot connect to ${destinationText}: ${describe(error)}`);
   }
